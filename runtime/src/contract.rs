@@ -1,0 +1,192 @@
+//! The model-file contract: tensor names, ranks and the `vpfb.*` metadata every file carries.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ContractError;
+
+/// The format version this runtime reads and the trainer writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Input: points `[N, D]` or images `[N, C, H, W]`, in model space.
+pub const INPUT_X: &str = "x";
+/// Input: flow time `[N]`, t = 0 noise, t = 1 data.
+pub const INPUT_T: &str = "t";
+/// Output: the potential ψ(x, t), `[N]`.
+pub const OUTPUT_PSI: &str = "psi";
+/// Output: the flow velocity ∇ₓψ(x, t), shaped like `x`.
+pub const OUTPUT_VELOCITY: &str = "velocity";
+/// Output: ∂ψ/∂t, `[N]`.
+pub const OUTPUT_DPSI_DT: &str = "dpsi_dt";
+/// The time convention every file states.
+pub const TIME_CONVENTION: &str = "t=0 noise, t=1 data";
+
+const KEY_VERSION: &str = "vpfb.format_version";
+const KEY_SHAPE: &str = "vpfb.data_shape";
+const KEY_NORM: &str = "vpfb.normalization";
+const KEY_TIME: &str = "vpfb.time_convention";
+const KEY_ARCH: &str = "vpfb.architecture";
+const KEY_TRAINING: &str = "vpfb.training";
+const KEY_OOD: &str = "vpfb.ood";
+
+/// How raw user data maps to model space: `model = (raw − offset) / scale`, per feature or global.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Normalization {
+    /// Model space is raw space.
+    Identity,
+    /// Per-feature standardisation: `model_d = (raw_d − mean_d) / std_d`.
+    Standardize { mean: Vec<f64>, std: Vec<f64> },
+    /// One affine map for every value (pixels: offset 127.5, scale 127.5 maps 0–255 to [-1, 1]).
+    Affine { offset: f64, scale: f64 },
+}
+
+impl Normalization {
+    fn validate(&self, features: usize) -> Result<(), String> {
+        match self {
+            Normalization::Identity => Ok(()),
+            Normalization::Standardize { mean, std } => {
+                if mean.len() != features || std.len() != features {
+                    return Err(format!(
+                        "standardize has {} means and {} stds for {features} features",
+                        mean.len(),
+                        std.len()
+                    ));
+                }
+                if std.iter().chain(mean).any(|v| !v.is_finite()) || std.iter().any(|&s| s <= 0.0) {
+                    return Err("standardize needs finite means and positive finite stds".into());
+                }
+                Ok(())
+            }
+            Normalization::Affine { offset, scale } => {
+                if offset.is_finite() && scale.is_finite() && *scale > 0.0 {
+                    Ok(())
+                } else {
+                    Err(format!("affine needs a finite offset and a positive scale, got {offset}, {scale}"))
+                }
+            }
+        }
+    }
+}
+
+/// Calibration of one anomaly score on held-out in-distribution data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScoreCalibration {
+    /// `(q, value)` pairs: the q-quantile of the score on the validation split.
+    pub quantiles: Vec<(f64, f64)>,
+    /// Default outlier threshold (the 5 % false-positive point).
+    pub threshold: f64,
+}
+
+/// Which anomaly score the model recommends, and each score's calibration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OodCalibration {
+    pub default_score: String,
+    pub scores: BTreeMap<String, ScoreCalibration>,
+}
+
+/// Everything the `vpfb.*` metadata of a model file says.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelMeta {
+    pub format_version: u32,
+    /// Shape of one record without the batch axis: `[D]` or `[C, H, W]`.
+    pub data_shape: Vec<usize>,
+    pub normalization: Normalization,
+    pub time_convention: String,
+    /// Free-form description of the network (arch, widths, parameter count).
+    pub architecture: serde_json::Value,
+    /// Free-form description of training (dataset, steps, loss); absent for untrained exports.
+    pub training: Option<serde_json::Value>,
+    pub ood: Option<OodCalibration>,
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("metadata values serialise")
+}
+
+impl ModelMeta {
+    /// Metadata for a freshly built model of the given data shape.
+    pub fn new(data_shape: Vec<usize>, normalization: Normalization, architecture: serde_json::Value) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            data_shape,
+            normalization,
+            time_convention: TIME_CONVENTION.into(),
+            architecture,
+            training: None,
+            ood: None,
+        }
+    }
+
+    /// Number of values in one record.
+    pub fn record_len(&self) -> usize {
+        self.data_shape.iter().product()
+    }
+
+    /// The `metadata_props` key/value pairs.
+    pub fn to_props(&self) -> Vec<(String, String)> {
+        let mut props = vec![
+            (KEY_VERSION.into(), self.format_version.to_string()),
+            (KEY_SHAPE.into(), json(&self.data_shape)),
+            (KEY_NORM.into(), json(&self.normalization)),
+            (KEY_TIME.into(), self.time_convention.clone()),
+            (KEY_ARCH.into(), json(&self.architecture)),
+        ];
+        if let Some(t) = &self.training {
+            props.push((KEY_TRAINING.into(), json(t)));
+        }
+        if let Some(o) = &self.ood {
+            props.push((KEY_OOD.into(), json(o)));
+        }
+        props
+    }
+
+    /// Parses and checks the `vpfb.*` pairs of a file.
+    pub fn from_props<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ContractError> {
+        let map: BTreeMap<&str, &str> = props.into_iter().collect();
+        let get = |k: &str| map.get(k).copied().ok_or_else(|| ContractError::MissingMetadata(k.into()));
+        let bad = |k: &str, e: String| ContractError::BadMetadata { key: k.into(), reason: e };
+        let version = get(KEY_VERSION)?;
+        if version.trim() != FORMAT_VERSION.to_string() {
+            return Err(ContractError::UnsupportedVersion { found: version.into(), supported: FORMAT_VERSION });
+        }
+        let data_shape: Vec<usize> = serde_json::from_str(get(KEY_SHAPE)?).map_err(|e| bad(KEY_SHAPE, e.to_string()))?;
+        if data_shape.is_empty() || data_shape.contains(&0) {
+            return Err(bad(KEY_SHAPE, format!("{data_shape:?} is not a record shape")));
+        }
+        let normalization: Normalization =
+            serde_json::from_str(get(KEY_NORM)?).map_err(|e| bad(KEY_NORM, e.to_string()))?;
+        let features = if data_shape.len() == 1 { data_shape[0] } else { 0 };
+        if let (Normalization::Standardize { .. }, 0) = (&normalization, features) {
+            return Err(bad(KEY_NORM, "standardize applies to vector data only".into()));
+        }
+        normalization.validate(features).map_err(|e| bad(KEY_NORM, e))?;
+        let time_convention = get(KEY_TIME)?.to_string();
+        if time_convention != TIME_CONVENTION {
+            return Err(bad(KEY_TIME, format!("`{time_convention}`, expected `{TIME_CONVENTION}`")));
+        }
+        let architecture = serde_json::from_str(get(KEY_ARCH)?).map_err(|e| bad(KEY_ARCH, e.to_string()))?;
+        let training = match map.get(KEY_TRAINING) {
+            Some(s) => Some(serde_json::from_str(s).map_err(|e| bad(KEY_TRAINING, e.to_string()))?),
+            None => None,
+        };
+        let ood: Option<OodCalibration> = match map.get(KEY_OOD) {
+            Some(s) => Some(serde_json::from_str(s).map_err(|e| bad(KEY_OOD, e.to_string()))?),
+            None => None,
+        };
+        if let Some(o) = &ood {
+            if !o.scores.contains_key(&o.default_score) {
+                return Err(bad(KEY_OOD, format!("default score `{}` has no calibration", o.default_score)));
+            }
+        }
+        Ok(Self {
+            format_version: FORMAT_VERSION,
+            data_shape,
+            normalization,
+            time_convention,
+            architecture,
+            training,
+            ood,
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! Reading a model file and checking it against the contract, before any backend sees it.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+use tract_onnx::pb::{self, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto};
+
+use crate::contract::{ModelMeta, INPUT_T, INPUT_X, OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY};
+use crate::{ContractError, ModelError};
+
+/// A decoded, contract-checked model file.
+#[derive(Clone, Debug)]
+pub struct ModelFile {
+    /// Where it came from (for messages); `<memory>` for embedded models.
+    pub path: PathBuf,
+    pub proto: pb::ModelProto,
+    pub meta: ModelMeta,
+}
+
+/// One declared graph input or output: name, element type and dims (`None` = symbolic).
+#[derive(Clone, Debug)]
+pub struct ValueDecl {
+    pub name: String,
+    pub elem_type: i32,
+    pub dims: Vec<Option<usize>>,
+}
+
+impl ValueDecl {
+    fn from_proto(v: &pb::ValueInfoProto) -> Self {
+        let (elem_type, dims) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(t)) => (
+                t.elem_type,
+                t.shape
+                    .as_ref()
+                    .map(|s| {
+                        s.dim
+                            .iter()
+                            .map(|d| match d.value {
+                                Some(dimension::Value::DimValue(n)) if n >= 0 => Some(n as usize),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            None => (0, vec![]),
+        };
+        Self { name: v.name.clone(), elem_type, dims }
+    }
+
+    /// `[N, 2]`-style rendering.
+    pub fn shape_string(&self) -> String {
+        let d: Vec<String> = self.dims.iter().map(|d| d.map_or("N".into(), |n| n.to_string())).collect();
+        format!("[{}]", d.join(", "))
+    }
+}
+
+impl ModelFile {
+    /// Reads and validates a model file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+        Self::from_bytes(&bytes, path)
+    }
+
+    /// Decodes and validates model bytes; `origin` names them in errors.
+    pub fn from_bytes(bytes: &[u8], origin: PathBuf) -> Result<Self, ModelError> {
+        let not_onnx = |reason: String| ModelError::NotOnnx { path: origin.clone(), reason };
+        if bytes.is_empty() {
+            return Err(not_onnx("the file is empty".into()));
+        }
+        let proto = pb::ModelProto::decode(bytes).map_err(|e| not_onnx(format!("protobuf decoding failed ({e})")))?;
+        let Some(graph) = proto.graph.as_ref() else { return Err(not_onnx("it contains no graph".into())) };
+        if graph.node.is_empty() {
+            return Err(not_onnx("its graph has no nodes".into()));
+        }
+        let contract = |source: ContractError| ModelError::Contract { path: origin.clone(), source };
+        let meta = ModelMeta::from_props(proto.metadata_props.iter().map(|p| (p.key.as_str(), p.value.as_str())))
+            .map_err(contract)?;
+        check_io(graph, &meta).map_err(contract)?;
+        Ok(Self { path: origin, proto, meta })
+    }
+
+    pub fn graph(&self) -> &pb::GraphProto {
+        self.proto.graph.as_ref().expect("checked on load")
+    }
+
+    /// Declared inputs, excluding initializers.
+    pub fn inputs(&self) -> Vec<ValueDecl> {
+        let g = self.graph();
+        g.input
+            .iter()
+            .filter(|i| !g.initializer.iter().any(|init| init.name == i.name))
+            .map(ValueDecl::from_proto)
+            .collect()
+    }
+
+    pub fn outputs(&self) -> Vec<ValueDecl> {
+        self.graph().output.iter().map(ValueDecl::from_proto).collect()
+    }
+
+    /// Number of trainable values stored in the file's float initializers.
+    pub fn parameter_count(&self) -> usize {
+        self.graph()
+            .initializer
+            .iter()
+            .filter(|t| t.data_type == DataType::Float as i32)
+            .map(|t| t.dims.iter().product::<i64>().max(0) as usize)
+            .sum()
+    }
+}
+
+fn check_io(graph: &pb::GraphProto, meta: &ModelMeta) -> Result<(), ContractError> {
+    let inputs: Vec<ValueDecl> = graph
+        .input
+        .iter()
+        .filter(|i| !graph.initializer.iter().any(|init| init.name == i.name))
+        .map(ValueDecl::from_proto)
+        .collect();
+    let outputs: Vec<ValueDecl> = graph.output.iter().map(ValueDecl::from_proto).collect();
+    let x_rank = 1 + meta.data_shape.len();
+    for v in &inputs {
+        if v.name != INPUT_X && v.name != INPUT_T {
+            return Err(ContractError::UnexpectedValue { kind: "input", name: v.name.clone() });
+        }
+    }
+    let find = |list: &[ValueDecl], name: &str, missing: fn(String) -> ContractError| {
+        list.iter().find(|v| v.name == name).cloned().ok_or_else(|| missing(name.to_string()))
+    };
+    let x = find(&inputs, INPUT_X, ContractError::MissingInput)?;
+    let t = find(&inputs, INPUT_T, ContractError::MissingInput)?;
+    let psi = find(&outputs, OUTPUT_PSI, ContractError::MissingOutput)?;
+    let vel = find(&outputs, OUTPUT_VELOCITY, ContractError::MissingOutput)?;
+    let dt = find(&outputs, OUTPUT_DPSI_DT, ContractError::MissingOutput)?;
+    for (v, rank) in [(&x, x_rank), (&t, 1), (&psi, 1), (&vel, x_rank), (&dt, 1)] {
+        if v.dims.len() != rank {
+            return Err(ContractError::WrongRank { name: v.name.clone(), found: v.dims.len(), expected: rank });
+        }
+        if v.elem_type != DataType::Float as i32 {
+            return Err(ContractError::WrongElemType { name: v.name.clone(), found: v.elem_type });
+        }
+    }
+    for v in [&x, &vel] {
+        for (axis, (&want, got)) in meta.data_shape.iter().zip(&v.dims[1..]).enumerate() {
+            if *got != Some(want) {
+                return Err(ContractError::WrongDim {
+                    name: v.name.clone(),
+                    axis: axis + 1,
+                    found: got.map_or("N".into(), |n| n.to_string()),
+                    expected: want,
+                });
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Writing a potential to the ONNX model-file contract, and checking the written file through the
+//! runtime against Candle.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use prost::Message;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use thiserror::Error;
+use vpfb_runtime::contract::{OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY};
+use vpfb_runtime::{ModelError, ModelMeta, TractModel};
+
+use crate::graph::candle_eval::{self, Bindings};
+use crate::graph::onnx::{self, ElemType, ExportSpec, ParamValue};
+use crate::graph::GraphError;
+use crate::nn::PotentialGraph;
+use crate::numeric::max_rel_err;
+
+/// Export failures.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error("cannot write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("the written model does not load: {0}")]
+    Reload(#[from] ModelError),
+    #[error("export parity failed: {output} differs from Candle by {rel:.3e} (relative) at batch {batch}")]
+    Parity { output: &'static str, batch: usize, rel: f64 },
+}
+
+/// Copies parameter values out of a VarMap (f64, row-major).
+pub fn param_values(varmap: &VarMap) -> Result<HashMap<String, ParamValue>, candle_core::Error> {
+    let data = varmap.data().lock().expect("varmap lock");
+    data.iter()
+        .map(|(name, var)| {
+            let t = var.as_tensor();
+            Ok((
+                name.clone(),
+                ParamValue { dims: t.dims().to_vec(), data: t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()? },
+            ))
+        })
+        .collect()
+}
+
+/// Tensors of a VarMap by name, for Candle evaluation.
+pub fn param_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
+    let data = varmap.data().lock().expect("varmap lock");
+    data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+}
+
+/// The ONNX model of a potential: inputs `x`, `t`; outputs `psi`, `velocity`, `dpsi_dt`; metadata.
+pub fn model_proto(
+    pg: &PotentialGraph,
+    params: &HashMap<String, ParamValue>,
+    meta: &ModelMeta,
+    elem: ElemType,
+) -> Result<tract_onnx::pb::ModelProto, GraphError> {
+    onnx::to_model(&ExportSpec {
+        graph: &pg.graph,
+        inputs: vec![pg.x, pg.t],
+        outputs: vec![
+            (pg.psi, OUTPUT_PSI.to_string()),
+            (pg.velocity, OUTPUT_VELOCITY.to_string()),
+            (pg.dpsi_dt, OUTPUT_DPSI_DT.to_string()),
+        ],
+        params,
+        elem,
+        metadata: meta.to_props(),
+        producer_version: env!("CARGO_PKG_VERSION").to_string(),
+    })
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename, so a
+/// failed or interrupted write never leaves a partial file at `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let io = |source| ExportError::Io { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| io(std::io::Error::other("not a file path")))?;
+    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// Exports the potential with the VarMap's current weights to `path` (float32) and verifies the
+/// written file through the runtime at batch sizes 1, 7 and 1024.
+pub fn export_model(pg: &PotentialGraph, varmap: &VarMap, meta: &ModelMeta, path: &Path) -> Result<ParityReport, ExportError> {
+    let proto = model_proto(pg, &param_values(varmap)?, meta, ElemType::F32)?;
+    write_atomic(path, &proto.encode_to_vec())?;
+    let model = TractModel::load(path)?;
+    verify_parity(pg, &param_tensors(varmap), &model, &[1, 7, 1024], 1e-4)
+}
+
+/// Largest relative differences found by [`verify_parity`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ParityReport {
+    pub psi: f64,
+    pub velocity: f64,
+    pub dpsi_dt: f64,
+}
+
+/// Compares tract's evaluation of `model` with Candle's evaluation of `pg` on random inputs
+/// (x ~ N(0, 1.5²I), t ~ U[0, 1]); fails if any output differs by more than `tol` (max-norm relative).
+pub fn verify_parity(
+    pg: &PotentialGraph,
+    params: &HashMap<String, Tensor>,
+    model: &TractModel,
+    batches: &[usize],
+    tol: f64,
+) -> Result<ParityReport, ExportError> {
+    let mut rng = StdRng::seed_from_u64(0x7a11);
+    let d: usize = pg.data_shape.iter().product();
+    let mut report = ParityReport::default();
+    for &n in batches {
+        let x: Vec<f32> = (0..n * d).map(|_| 1.5 * rng.sample::<f32, _>(StandardNormal)).collect();
+        let t: Vec<f32> = (0..n).map(|_| rng.gen::<f32>()).collect();
+        let ours = model.evaluate(&x, &t)?;
+        let mut x_dims = vec![n];
+        x_dims.extend(&pg.data_shape);
+        let inputs = HashMap::from([
+            (pg.graph.node(pg.x).op_input_name().to_string(), Tensor::from_vec(x, x_dims, &Device::Cpu)?),
+            (pg.graph.node(pg.t).op_input_name().to_string(), Tensor::from_vec(t, n, &Device::Cpu)?),
+        ]);
+        let refs = candle_eval::eval(
+            &pg.graph,
+            &Bindings { inputs, params },
+            &[pg.psi, pg.velocity, pg.dpsi_dt],
+            DType::F32,
+            &Device::Cpu,
+        )?;
+        let as64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+        let flat = |t: &Tensor| -> Result<Vec<f64>, candle_core::Error> { t.to_dtype(DType::F64)?.flatten_all()?.to_vec1() };
+        for (name, got, want, slot) in [
+            (OUTPUT_PSI, &ours.psi, &refs[0], &mut report.psi),
+            (OUTPUT_VELOCITY, &ours.velocity, &refs[1], &mut report.velocity),
+            (OUTPUT_DPSI_DT, &ours.dpsi_dt, &refs[2], &mut report.dpsi_dt),
+        ] {
+            let rel = max_rel_err(&as64(got), &flat(want)?, 1e-6);
+            *slot = slot.max(rel);
+            if !(rel <= tol) {
+                return Err(ExportError::Parity { output: name, batch: n, rel });
+            }
+        }
+    }
+    Ok(report)
+}

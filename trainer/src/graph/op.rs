@@ -1,0 +1,73 @@
+//! The op set. Each op has a shape rule (builder.rs), a VJP rule (vjp.rs), a Candle lowering
+//! (candle_eval.rs) and an ONNX lowering (onnx.rs); adding an op means adding it to all four.
+
+use super::{NodeId, Shape};
+
+/// Element-wise functions of one tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    Neg,
+    Silu,
+    Sigmoid,
+    Softplus,
+    Tanh,
+    Exp,
+    Log,
+    Sin,
+    Cos,
+}
+
+/// Element-wise functions of two tensors, with NumPy broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// One node's operation. Arguments refer to earlier nodes, so node ids are a topological order.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// A graph input bound at evaluation time (`x`, `t`).
+    Input(String),
+    /// A trainable parameter, bound by name (the safetensors key).
+    Param(String),
+    /// A constant with fixed shape, stored in f64 and cast to the evaluation type.
+    Const { dims: Vec<usize>, data: Vec<f64> },
+    Unary(Unary, NodeId),
+    Binary(Binary, NodeId, NodeId),
+    /// Matrix product over the last two axes; leading axes must agree.
+    MatMul(NodeId, NodeId),
+    /// Axis permutation.
+    Transpose(NodeId, Vec<usize>),
+    /// Sum over the listed axes (sorted, unique).
+    Sum { x: NodeId, axes: Vec<usize>, keepdim: bool },
+    /// Mean over the listed fixed-size axes.
+    Mean { x: NodeId, axes: Vec<usize>, keepdim: bool },
+    /// Concatenation along a fixed-size axis.
+    Concat(Vec<NodeId>, usize),
+    /// `x[.., start..end, ..]` along one fixed-size axis.
+    Slice { x: NodeId, axis: usize, start: usize, end: usize },
+    /// Zero padding along one axis (the VJP of `Slice`).
+    Pad { x: NodeId, axis: usize, before: usize, after: usize },
+    /// Reshape to a shape with at most one batch dimension.
+    Reshape(NodeId, Shape),
+    /// Broadcast the first argument to the shape of the second (whose values are not used).
+    ExpandLike(NodeId, NodeId),
+}
+
+impl Op {
+    /// The nodes this op reads.
+    pub fn args(&self) -> Vec<NodeId> {
+        match self {
+            Op::Input(_) | Op::Param(_) | Op::Const { .. } => vec![],
+            Op::Unary(_, a) | Op::Transpose(a, _) | Op::Reshape(a, _) => vec![*a],
+            Op::Sum { x, .. } | Op::Mean { x, .. } | Op::Slice { x, .. } | Op::Pad { x, .. } => {
+                vec![*x]
+            }
+            Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::ExpandLike(a, b) => vec![*a, *b],
+            Op::Concat(xs, _) => xs.clone(),
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Time embedding: sinusoidal features of the raw t ∈ [0, 1] (max period 1e4), then
+//! Linear → SiLU → Linear (method.md §1).
+
+use crate::graph::{Dim, GraphError, NodeId};
+
+use super::Scope;
+
+/// Sinusoidal features plus a two-layer MLP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeEmbedding {
+    /// Number of sinusoidal features (half sines, half cosines); even.
+    pub features: usize,
+    /// Output width.
+    pub dim: usize,
+}
+
+impl TimeEmbedding {
+    /// Embeds `t` (`[N]`) as `[N, dim]`.
+    pub fn build(&self, s: &mut Scope<'_>, t: NodeId) -> Result<NodeId, GraphError> {
+        let half = self.features / 2;
+        if half == 0 || self.features % 2 != 0 {
+            return Err(GraphError::Shape(format!("time features must be a positive even number, got {}", self.features)));
+        }
+        let freqs: Vec<f64> = (0..half).map(|i| (-(1e4f64).ln() * i as f64 / half as f64).exp()).collect();
+        let g = &mut *s.graph;
+        let t_col = g.reshape(t, vec![Dim::Batch, Dim::Fixed(1)])?;
+        let f = g.constant(&[1, half], freqs)?;
+        let args = g.mul(t_col, f)?;
+        let (sin, cos) = (g.sin(args), g.cos(args));
+        let feats = g.concat(&[sin, cos], 1)?;
+        let h = s.linear("linear1", feats, self.features, self.dim, false)?;
+        let h = s.graph.silu(h);
+        s.linear("linear2", h, self.dim, self.dim, false)
+    }
+}
