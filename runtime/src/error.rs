@@ -36,6 +36,8 @@ pub enum ModelError {
     Contract { path: PathBuf, source: ContractError },
     #[error("input has {found} values, expected {expected} ({what})")]
     InputSize { what: String, found: usize, expected: usize },
+    #[error("numerical failure: {0}")]
+    Numeric(String),
     #[error("tract failed: {0}")]
     Tract(String),
 }

@@ -7,6 +7,8 @@
 pub mod contract;
 mod error;
 pub mod model_file;
+pub mod ood;
+pub mod solver;
 pub mod tract_backend;
 
 pub use contract::{ModelMeta, Normalization, OodCalibration, ScoreCalibration};

@@ -111,3 +111,14 @@ impl TractModel {
         })
     }
 }
+
+impl crate::solver::VelocityField for TractModel {
+    fn record_len(&self) -> usize {
+        self.file.meta.record_len()
+    }
+
+    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
+        let n = x.len() / self.record_len().max(1);
+        Ok(self.evaluate(x, &vec![t; n])?.velocity)
+    }
+}

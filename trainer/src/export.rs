@@ -36,10 +36,14 @@ pub enum ExportError {
 
 /// Copies parameter values out of a VarMap (f64, row-major).
 pub fn param_values(varmap: &VarMap) -> Result<HashMap<String, ParamValue>, candle_core::Error> {
-    let data = varmap.data().lock().expect("varmap lock");
-    data.iter()
-        .map(|(name, var)| {
-            let t = var.as_tensor();
+    tensor_values(&param_tensors(varmap))
+}
+
+/// Copies named tensors into export parameter values (f64, row-major).
+pub fn tensor_values(tensors: &HashMap<String, Tensor>) -> Result<HashMap<String, ParamValue>, candle_core::Error> {
+    tensors
+        .iter()
+        .map(|(name, t)| {
             Ok((
                 name.clone(),
                 ParamValue { dims: t.dims().to_vec(), data: t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()? },
@@ -53,6 +57,7 @@ pub fn param_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
     let data = varmap.data().lock().expect("varmap lock");
     data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
 }
+
 
 /// The ONNX model of a potential: inputs `x`, `t`; outputs `psi`, `velocity`, `dpsi_dt`; metadata.
 pub fn model_proto(
@@ -93,10 +98,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 /// Exports the potential with the VarMap's current weights to `path` (float32) and verifies the
 /// written file through the runtime at batch sizes 1, 7 and 1024.
 pub fn export_model(pg: &PotentialGraph, varmap: &VarMap, meta: &ModelMeta, path: &Path) -> Result<ParityReport, ExportError> {
-    let proto = model_proto(pg, &param_values(varmap)?, meta, ElemType::F32)?;
+    export_with(pg, &param_tensors(varmap), meta, path)
+}
+
+/// [`export_model`] with explicit weights (e.g. the EMA weights of a run). If verification fails, the
+/// written file is removed: a model that does not match its training graph is never left behind.
+pub fn export_with(pg: &PotentialGraph, params: &HashMap<String, Tensor>, meta: &ModelMeta, path: &Path) -> Result<ParityReport, ExportError> {
+    let proto = model_proto(pg, &tensor_values(params)?, meta, ElemType::F32)?;
     write_atomic(path, &proto.encode_to_vec())?;
-    let model = TractModel::load(path)?;
-    verify_parity(pg, &param_tensors(varmap), &model, &[1, 7, 1024], 1e-4)
+    let verified = TractModel::load(path)
+        .map_err(ExportError::from)
+        .and_then(|model| verify_parity(pg, params, &model, &[1, 7, 1024], 1e-4));
+    if verified.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    verified
 }
 
 /// Largest relative differences found by [`verify_parity`].

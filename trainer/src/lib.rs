@@ -1,7 +1,15 @@
 //! vpfb-trainer: learns a VPFB potential ψθ(x, t) with Candle and exports it, together with its
 //! explicit input gradient, to the ONNX model-file contract of `vpfb-runtime`.
 
+pub mod calibrate;
+pub mod candle_field;
+pub mod data;
 pub mod export;
 pub mod graph;
+pub mod loss;
+pub mod metrics;
 pub mod nn;
 pub mod numeric;
+pub mod optim;
+pub mod plot;
+pub mod train;

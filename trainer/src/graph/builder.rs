@@ -160,6 +160,9 @@ impl Graph {
 
     /// `a * c` for a scalar constant `c`.
     pub fn scale(&mut self, a: NodeId, c: f64) -> R {
+        if c == 1.0 {
+            return Ok(a);
+        }
         let s = self.scalar(c);
         self.mul(a, s)
     }
@@ -182,6 +185,14 @@ impl Graph {
         let mut seen = vec![false; sa.len()];
         if perm.len() != sa.len() || perm.iter().any(|&p| p >= sa.len() || std::mem::replace(&mut seen[p], true)) {
             return Err(shape_err(format!("transpose {perm:?} of {}", show(&sa))));
+        }
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(a);
+        }
+        // Fold a transpose of a transpose (the VJP of a linear layer's Wᵀ) into one, or none.
+        if let Op::Transpose(inner, p0) = &self.node(a).op {
+            let (inner, composed): (NodeId, Vec<usize>) = (*inner, perm.iter().map(|&p| p0[p]).collect());
+            return self.transpose(inner, &composed);
         }
         let out = perm.iter().map(|&p| sa[p]).collect();
         Ok(self.push(Op::Transpose(a, perm.to_vec()), out))

@@ -120,9 +120,9 @@ fn unary(f: Unary, a: &Tensor) -> Result<Tensor, GraphError> {
     })
 }
 
-/// σ(a) = 1 / (1 + exp(−a)), written in core ops so every backward rule is Candle's own.
+/// σ(a) through candle-nn's fused op, whose backward σ(1 − σ)·ḡ is itself built from tensor ops.
 fn sigmoid(a: &Tensor) -> candle_core::Result<Tensor> {
-    (a.neg()?.exp()? + 1.0)?.recip()
+    candle_nn::ops::sigmoid(a)
 }
 
 fn resolve(shape: &[Dim], elems: usize) -> Vec<usize> {

@@ -76,13 +76,11 @@ fn rule(
                     return Ok(out);
                 }
                 Unary::Silu => {
-                    // σ(a)·(1 + a·(1 − σ(a)))
+                    // σ(a)·(1 + a·(1 − σ(a))) = σ + y − y·σ with y = a·σ(a) the node's own value.
                     let s = g.sigmoid(a);
-                    let one = g.scalar(1.0);
-                    let oms = g.sub(one, s)?;
-                    let a_oms = g.mul(a, oms)?;
-                    let inner = g.add(one, a_oms)?;
-                    g.mul(s, inner)?
+                    let ys = g.mul(y, s)?;
+                    let y_minus_ys = g.sub(y, ys)?;
+                    g.add(s, y_minus_ys)?
                 }
                 Unary::Sigmoid => {
                     let one = g.scalar(1.0);

@@ -1,0 +1,77 @@
+//! Out-of-distribution scores from one evaluation at the data end (t = 1), in model space
+//! (method.md §7). Higher always means more anomalous.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// An anomaly score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Score {
+    /// −S(x) with S(x) = 4ψ(x, 1) − ‖x‖² (the paper's log-density surrogate).
+    Paper,
+    /// ‖∇ₓψ(x, 1)‖: the flow's speed at the data end.
+    GradNorm,
+    /// +ψ(x, 1) = ½‖x − U(x, 1)‖²: the autoencoder's reconstruction error.
+    Recon,
+}
+
+impl Score {
+    pub const ALL: [Score; 3] = [Score::Paper, Score::GradNorm, Score::Recon];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Score::Paper => "paper",
+            Score::GradNorm => "grad-norm",
+            Score::Recon => "recon",
+        }
+    }
+
+    /// Scores for `psi` (`[n]`) and `velocity` (`[n, d]`) evaluated at model-space records `x` and t = 1.
+    pub fn compute(self, x: &[f32], psi: &[f32], velocity: &[f32], d: usize) -> Vec<f64> {
+        (0..psi.len())
+            .map(|i| {
+                let row = i * d..(i + 1) * d;
+                match self {
+                    Score::Paper => {
+                        let norm2: f64 = x[row].iter().map(|&v| (v as f64).powi(2)).sum();
+                        norm2 - 4.0 * psi[i] as f64
+                    }
+                    Score::GradNorm => velocity[row].iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt(),
+                    Score::Recon => psi[i] as f64,
+                }
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Score {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Score {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| format!("unknown score `{s}` (expected paper, grad-norm or recon)"))
+    }
+}
+
+/// Linear-interpolated quantile of sorted data.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (i, f) = (pos.floor() as usize, pos.fract());
+    if i + 1 < sorted.len() {
+        sorted[i] * (1.0 - f) + sorted[i + 1] * f
+    } else {
+        sorted[i]
+    }
+}
+
+/// The quantile levels stored in a model's calibration.
+pub const CALIBRATION_LEVELS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99];
+/// The default threshold: 5 % of in-distribution records flagged.
+pub const DEFAULT_FPR: f64 = 0.05;

@@ -1,0 +1,216 @@
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use clap::{Args, ValueEnum};
+use vpfb_trainer::data::DataSpec;
+use vpfb_trainer::loss::{CovMode, LossConfig, LossPreset, Reduce, SourceTerm};
+use vpfb_trainer::nn::MlpConfig;
+use vpfb_trainer::optim::OptimConfig;
+use vpfb_trainer::train::{sample_quality, write_plots, ArchConfig, RunConfig, Trainer};
+
+use crate::progress::Reporter;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Arch {
+    Mlp,
+}
+
+#[derive(Args)]
+pub struct FitArgs {
+    /// Training data: moons, circles, 8gaussians, checkerboard, spirals, pinwheel, or csv:PATH.
+    #[arg(long, required_unless_present = "resume")]
+    data: Option<String>,
+    /// Total optimisation steps (with --resume: the new total, at least the checkpoint's step).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Batch size.
+    #[arg(long, default_value_t = 512)]
+    batch: usize,
+    /// Peak learning rate (after warm-up).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Linear warm-up steps.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
+    /// Per-element gradient clip multiple c in ±(c·√v̂ + 0.1); negative disables.
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    grad_clip: f64,
+    /// Upper bound of the EMA decay (the decay is min(this, (1+n)/(10+n))).
+    #[arg(long, default_value_t = 0.999)]
+    ema_decay: f64,
+    /// Seed for weights, batches and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Network architecture.
+    #[arg(long, value_enum, default_value_t = Arch::Mlp)]
+    arch: Arch,
+    /// Hidden width.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    /// Loss preset; the flags below override single switches of it.
+    #[arg(long, value_enum, default_value_t = LossPreset::Ritz)]
+    loss: LossPreset,
+    /// Path-wise source term (the authors' cvf_mode).
+    #[arg(long, value_enum)]
+    source: Option<SourceTerm>,
+    #[arg(long)]
+    source_weight: Option<f64>,
+    /// (1 − t) exponent of the source term (std_power_lap).
+    #[arg(long)]
+    source_power: Option<f64>,
+    /// Correlation term normalisation (cov_mode); `off` removes it.
+    #[arg(long, value_enum)]
+    cov: Option<CovMode>,
+    /// Weight of the correlation term (turns it on as `corr` for presets without it).
+    #[arg(long)]
+    corr_weight: Option<f64>,
+    /// (1 − t) exponent inside Γ (std_power_cov).
+    #[arg(long)]
+    cov_power: Option<f64>,
+    #[arg(long)]
+    norm_weight: Option<f64>,
+    /// (1 − t) exponent of the norm term (std_power_norm).
+    #[arg(long)]
+    norm_power: Option<f64>,
+    #[arg(long)]
+    temb_weight: Option<f64>,
+    /// (1 − t) exponent of the time term (std_power_temb).
+    #[arg(long)]
+    temb_power: Option<f64>,
+    /// Average or sum per-sample terms over data dimensions.
+    #[arg(long, value_enum)]
+    reduce: Option<Reduce>,
+    /// Checkpoint every K steps (and at the end).
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: usize,
+    /// Loss-log row every K steps.
+    #[arg(long, default_value_t = 10)]
+    log_every: usize,
+    /// Skip the end-of-run sample-quality evaluation (5 000 flow samples, RK4 100 steps).
+    #[arg(long)]
+    no_eval: bool,
+    /// Run folder: checkpoints, loss.csv, plots, metrics.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its checkpoint (bit-identical to an uninterrupted run).
+    #[arg(long)]
+    resume: bool,
+    /// Device: cpu (cuda needs the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn device(spec: &str) -> Result<Device> {
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        s if s == "cuda" || s.starts_with("cuda:") => bail!("--device {s}: this vpfb-train was built without the `cuda` feature"),
+        s => bail!("unknown --device `{s}` (expected cpu or cuda[:N])"),
+    }
+}
+
+fn loss_config(a: &FitArgs) -> LossConfig {
+    let mut c = LossConfig::preset(a.loss);
+    if let Some(v) = a.source {
+        c.source = v;
+    }
+    if let Some(v) = a.source_weight {
+        c.source_weight = v;
+    }
+    if let Some(v) = a.source_power {
+        c.source_power = v;
+    }
+    if let Some(w) = a.corr_weight {
+        c.cov_weight = w;
+        if c.cov == CovMode::Off && w != 0.0 {
+            c.cov = CovMode::Corr;
+        }
+    }
+    if let Some(v) = a.cov {
+        c.cov = v;
+    }
+    if let Some(v) = a.cov_power {
+        c.cov_power = v;
+    }
+    if let Some(v) = a.norm_weight {
+        c.norm_weight = v;
+    }
+    if let Some(v) = a.norm_power {
+        c.norm_power = v;
+    }
+    if let Some(v) = a.temb_weight {
+        c.temb_weight = v;
+    }
+    if let Some(v) = a.temb_power {
+        c.temb_power = v;
+    }
+    if let Some(v) = a.reduce {
+        c.reduce = v;
+    }
+    c
+}
+
+pub fn run(a: FitArgs) -> Result<()> {
+    let device = device(&a.device)?;
+    let mut trainer = if a.resume {
+        Trainer::resume(&a.out, a.steps, device).with_context(|| format!("resuming the run in {}", a.out.display()))?
+    } else {
+        let data: DataSpec = a.data.as_deref().unwrap_or_default().parse().context("--data")?;
+        let Some(steps) = a.steps else { bail!("--steps is required for a new run") };
+        let dim = vpfb_trainer::data::Dataset::load(&data, a.seed).with_context(|| format!("loading {data}"))?.dim();
+        let arch = match a.arch {
+            Arch::Mlp => ArchConfig::Mlp(MlpConfig::new(dim, a.hidden, a.layers)),
+        };
+        let config = RunConfig {
+            data,
+            arch,
+            loss: loss_config(&a),
+            optim: OptimConfig { lr: a.lr, warmup: a.warmup, grad_clip: a.grad_clip, ema_decay: a.ema_decay, ..OptimConfig::default() },
+            batch: a.batch,
+            steps,
+            seed: a.seed,
+            checkpoint_every: a.checkpoint_every,
+            log_every: a.log_every,
+        };
+        Trainer::create(config, &a.out, device).with_context(|| format!("starting a run in {}", a.out.display()))?
+    };
+    let start_step = trainer.opt.step;
+    println!(
+        "training {} on {} for steps {}..{} (batch {}, loss {:?}) -> {}",
+        trainer.config.arch.network().describe(),
+        trainer.config.data,
+        start_step,
+        trainer.config.steps,
+        trainer.config.batch,
+        trainer.config.loss.preset,
+        a.out.display()
+    );
+    let t0 = Instant::now();
+    let mut reporter = Reporter::new(start_step, trainer.config.steps);
+    let result = trainer.run(&mut reporter);
+    reporter.finish();
+    result.with_context(|| format!("training in {}", a.out.display()))?;
+    let wall = t0.elapsed().as_secs_f64();
+    let rate = (trainer.opt.step - start_step) as f64 / wall.max(1e-9);
+    println!("trained to step {} in {wall:.1} s ({rate:.1} steps/s); checkpoint in {}", trainer.opt.step, a.out.display());
+    for p in write_plots(&trainer).context("writing plots")? {
+        println!("wrote {}", p.display());
+    }
+    let mut metrics = serde_json::json!({ "step": trainer.opt.step, "wall_s": wall, "steps_per_s": rate });
+    if !a.no_eval {
+        if let Some(q) = sample_quality(&trainer, &trainer.ema_params(), 5000, 100).context("evaluating samples")? {
+            println!(
+                "sample quality: sliced W2 {:.4} vs two-sample floor {:.4} (ratio {:.2}) over {} samples, {}",
+                q.swd, q.swd_floor, q.ratio, q.samples, q.solver
+            );
+            metrics["sample_quality"] = serde_json::to_value(&q)?;
+        }
+    }
+    let mpath = a.out.join("metrics.json");
+    vpfb_trainer::export::write_atomic(&mpath, serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! Progress output: a live bar on a terminal, plain periodic lines otherwise (logs, CI, pipes).
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use vpfb_trainer::train::{Progress, StepLog};
+
+pub struct Reporter {
+    bar: Option<ProgressBar>,
+    start: Instant,
+    start_step: usize,
+    every: usize,
+}
+
+impl Reporter {
+    pub fn new(start_step: usize, total: usize) -> Self {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let b = ProgressBar::new(total as u64);
+            b.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"));
+            b.set_position(start_step as u64);
+            b
+        });
+        Self { bar, start: Instant::now(), start_step, every: (total / 50).clamp(1, 1000) }
+    }
+
+    /// Steps per second since this reporter started.
+    pub fn rate(&self, step: usize) -> f64 {
+        (step - self.start_step) as f64 / self.start.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish();
+        }
+    }
+}
+
+fn describe(l: &StepLog, rate: f64) -> String {
+    let [total, corr, norm, temb, source] = l.terms;
+    format!("loss {total:+.4} (corr {corr:+.3} norm {norm:.3} temb {temb:.3} source {source:+.3}) lr {:.1e} {rate:.1} steps/s", l.lr)
+}
+
+impl Progress for Reporter {
+    fn on_step(&mut self, l: &StepLog, total: usize) {
+        let rate = self.rate(l.step);
+        match &self.bar {
+            Some(b) => {
+                b.set_position(l.step as u64);
+                if l.step % 10 == 0 || l.step == total {
+                    b.set_message(describe(l, rate));
+                }
+            }
+            None => {
+                if l.step % self.every == 0 || l.step == total {
+                    println!("step {}/{total} {}", l.step, describe(l, rate));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Training data: built-in 2-D generators and CSV tables, standardised per feature, with a held-out
+//! validation split. The standardisation is recorded in the exported model so the runtime takes and
+//! returns raw units.
+
+mod csv_table;
+mod spec;
+mod toy2d;
+
+use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
+use thiserror::Error;
+use vpfb_runtime::Normalization;
+
+pub use csv_table::read_csv;
+pub use spec::DataSpec;
+pub use toy2d::Toy2d;
+
+/// Data loading failures.
+#[derive(Debug, Error)]
+pub enum DataError {
+    #[error("unknown data spec `{0}` (expected one of: moons, circles, 8gaussians, checkerboard, spirals, pinwheel, csv:PATH)")]
+    UnknownSpec(String),
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Csv { path: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A source of training records in raw units.
+pub enum Dataset {
+    /// An endless generator: every batch is fresh.
+    Generator(Toy2d),
+    /// A finite table, split into training and validation rows.
+    Table { dim: usize, train: Vec<f64>, val: Vec<f64> },
+}
+
+/// Size of a generator's validation sample.
+pub const GENERATOR_VAL: usize = 5000;
+/// Fraction of table rows held out for validation.
+pub const TABLE_VAL_FRACTION: f64 = 0.1;
+
+impl Dataset {
+    /// Loads the data a spec names; `seed` fixes the train/validation split of tables.
+    pub fn load(spec: &DataSpec, seed: u64) -> Result<Self, DataError> {
+        match spec {
+            DataSpec::Toy(t) => Ok(Dataset::Generator(*t)),
+            DataSpec::Csv(path) => {
+                let (dim, rows) = read_csv(path)?;
+                let n = rows.len() / dim;
+                if n < 10 {
+                    return Err(DataError::Csv { path: path.display().to_string(), reason: format!("only {n} rows; need at least 10") });
+                }
+                let mut idx: Vec<usize> = (0..n).collect();
+                idx.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed_5b11));
+                let n_val = ((n as f64 * TABLE_VAL_FRACTION).round() as usize).max(1);
+                let pick = |ids: &[usize]| ids.iter().flat_map(|&i| rows[i * dim..(i + 1) * dim].iter().copied()).collect();
+                Ok(Dataset::Table { dim, val: pick(&idx[..n_val]), train: pick(&idx[n_val..]) })
+            }
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        match self {
+            Dataset::Generator(_) => 2,
+            Dataset::Table { dim, .. } => *dim,
+        }
+    }
+
+    /// `n` training records (raw units, row-major), drawn with `rng`.
+    pub fn batch(&self, n: usize, rng: &mut impl Rng) -> Vec<f64> {
+        match self {
+            Dataset::Generator(t) => t.sample(n, rng),
+            Dataset::Table { dim, train, .. } => {
+                let rows = train.len() / dim;
+                (0..n).flat_map(|_| {
+                    let i = rng.gen_range(0..rows);
+                    train[i * dim..(i + 1) * dim].iter().copied()
+                })
+                .collect()
+            }
+        }
+    }
+
+    /// The held-out validation records (raw units).
+    pub fn validation(&self) -> Vec<f64> {
+        match self {
+            Dataset::Generator(t) => t.sample(GENERATOR_VAL, &mut StdRng::seed_from_u64(0x7a1d)),
+            Dataset::Table { val, .. } => val.clone(),
+        }
+    }
+
+    /// Per-feature standardisation from the training data (a large fixed sample for generators).
+    pub fn normalization(&self) -> Result<Normalization, DataError> {
+        let dim = self.dim();
+        let data = match self {
+            Dataset::Generator(t) => t.sample(100_000, &mut StdRng::seed_from_u64(0x57a7)),
+            Dataset::Table { train, .. } => train.clone(),
+        };
+        let n = (data.len() / dim) as f64;
+        let mut mean = vec![0.0; dim];
+        for row in data.chunks(dim) {
+            for (m, v) in mean.iter_mut().zip(row) {
+                *m += v / n;
+            }
+        }
+        let mut var = vec![0.0; dim];
+        for row in data.chunks(dim) {
+            for ((s, v), m) in var.iter_mut().zip(row).zip(&mean) {
+                *s += (v - m) * (v - m) / (n - 1.0).max(1.0);
+            }
+        }
+        let std: Vec<f64> = var.iter().map(|v| v.sqrt()).collect();
+        if let Some(d) = std.iter().position(|&s| !(s > 1e-12)) {
+            return Err(DataError::Invalid(format!("feature {d} is constant in the training data; drop that column")));
+        }
+        Ok(Normalization::Standardize { mean, std })
+    }
+}
+
+/// Maps raw rows to model space with a standardisation (identity for other normalisations).
+pub fn to_model_space(norm: &Normalization, raw: &[f64], dim: usize) -> Vec<f64> {
+    match norm {
+        Normalization::Standardize { mean, std } => {
+            raw.iter().enumerate().map(|(i, v)| (v - mean[i % dim]) / std[i % dim]).collect()
+        }
+        Normalization::Affine { offset, scale } => raw.iter().map(|v| (v - offset) / scale).collect(),
+        Normalization::Identity => raw.to_vec(),
+    }
+}
+
+/// Maps model-space rows back to raw units.
+pub fn to_raw_space(norm: &Normalization, model: &[f64], dim: usize) -> Vec<f64> {
+    match norm {
+        Normalization::Standardize { mean, std } => {
+            model.iter().enumerate().map(|(i, v)| v * std[i % dim] + mean[i % dim]).collect()
+        }
+        Normalization::Affine { offset, scale } => model.iter().map(|v| v * scale + offset).collect(),
+        Normalization::Identity => model.to_vec(),
+    }
+}

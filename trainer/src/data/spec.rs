@@ -1,0 +1,52 @@
+//! Parsing `--data SPEC`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{DataError, Toy2d};
+
+/// What to train on: a built-in 2-D generator or `csv:PATH`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum DataSpec {
+    Toy(Toy2d),
+    Csv(PathBuf),
+}
+
+impl FromStr for DataSpec {
+    type Err = DataError;
+    fn from_str(s: &str) -> Result<Self, DataError> {
+        if let Some(path) = s.strip_prefix("csv:") {
+            if path.is_empty() {
+                return Err(DataError::UnknownSpec(s.into()));
+            }
+            return Ok(DataSpec::Csv(PathBuf::from(path)));
+        }
+        Toy2d::from_name(s).map(DataSpec::Toy).ok_or_else(|| DataError::UnknownSpec(s.into()))
+    }
+}
+
+impl fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSpec::Toy(t) => write!(f, "{}", t.name()),
+            DataSpec::Csv(p) => write!(f, "csv:{}", p.display()),
+        }
+    }
+}
+
+impl From<DataSpec> for String {
+    fn from(d: DataSpec) -> String {
+        d.to_string()
+    }
+}
+
+impl TryFrom<String> for DataSpec {
+    type Error = DataError;
+    fn try_from(s: String) -> Result<Self, DataError> {
+        s.parse()
+    }
+}

@@ -1,0 +1,56 @@
+//! The training path (method.md §2): t ~ U[1e-5, 1], t_c = min(t, 1 − 1e-5),
+//! x_t = t_c·x̄ + (1 − t_c)·ε, u = x̄ − ε.
+
+use candle_core::{Device, Tensor};
+use rand::Rng;
+use rand_distr::StandardNormal;
+
+/// Smallest training / sampling time.
+pub const T_MIN: f64 = 1e-5;
+/// Largest clipped time.
+pub const T_MAX: f64 = 1.0 - 1e-5;
+
+/// One batch on the path, all `[B]` or `[B, D]`, in the training dtype.
+#[derive(Clone, Debug)]
+pub struct PathBatch {
+    pub xbar: Tensor,
+    pub eps: Tensor,
+    /// Raw time fed to the network.
+    pub t: Tensor,
+    /// Clipped time t_c used for mixing and weights.
+    pub tc: Tensor,
+    /// x_t = t_c·x̄ + (1 − t_c)·ε.
+    pub xt: Tensor,
+}
+
+impl PathBatch {
+    /// Builds the path points for data `xbar` (`[B, D]`, model space) with fresh ε and t from `rng`.
+    pub fn sample(xbar: Tensor, rng: &mut impl Rng) -> candle_core::Result<Self> {
+        let (b, d) = xbar.dims2()?;
+        let eps: Vec<f32> = (0..b * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        let t: Vec<f32> = (0..b).map(|_| rng.gen_range(T_MIN as f32..=1.0)).collect();
+        let device = xbar.device().clone();
+        let eps = Tensor::from_vec(eps, (b, d), &device)?.to_dtype(xbar.dtype())?;
+        let t = Tensor::from_vec(t, b, &device)?.to_dtype(xbar.dtype())?;
+        Self::from_parts(xbar, eps, t)
+    }
+
+    /// Builds the path points from given x̄, ε and t.
+    pub fn from_parts(xbar: Tensor, eps: Tensor, t: Tensor) -> candle_core::Result<Self> {
+        let tc = t.clamp(0.0, T_MAX)?;
+        let col = tc.unsqueeze(1)?;
+        let xt = (xbar.broadcast_mul(&col)? + eps.broadcast_mul(&(1.0 - &col)?)?)?;
+        Ok(Self { xbar, eps, t, tc, xt })
+    }
+
+    /// The batch on another device (CPU ↔ GPU), same values.
+    pub fn to_device(&self, device: &Device) -> candle_core::Result<Self> {
+        Ok(Self {
+            xbar: self.xbar.to_device(device)?,
+            eps: self.eps.to_device(device)?,
+            t: self.t.to_device(device)?,
+            tc: self.tc.to_device(device)?,
+            xt: self.xt.to_device(device)?,
+        })
+    }
+}
