@@ -62,7 +62,9 @@ impl Normalization {
                 if offset.is_finite() && scale.is_finite() && *scale > 0.0 {
                     Ok(())
                 } else {
-                    Err(format!("affine needs a finite offset and a positive scale, got {offset}, {scale}"))
+                    Err(format!(
+                        "affine needs a finite offset and a positive scale, got {offset}, {scale}"
+                    ))
                 }
             }
         }
@@ -106,7 +108,11 @@ fn json<T: Serialize>(v: &T) -> String {
 
 impl ModelMeta {
     /// Metadata for a freshly built model of the given data shape.
-    pub fn new(data_shape: Vec<usize>, normalization: Normalization, architecture: serde_json::Value) -> Self {
+    pub fn new(
+        data_shape: Vec<usize>,
+        normalization: Normalization,
+        architecture: serde_json::Value,
+    ) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             data_shape,
@@ -142,30 +148,59 @@ impl ModelMeta {
     }
 
     /// Parses and checks the `vpfb.*` pairs of a file.
-    pub fn from_props<'a>(props: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ContractError> {
+    pub fn from_props<'a>(
+        props: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ContractError> {
         let map: BTreeMap<&str, &str> = props.into_iter().collect();
-        let get = |k: &str| map.get(k).copied().ok_or_else(|| ContractError::MissingMetadata(k.into()));
-        let bad = |k: &str, e: String| ContractError::BadMetadata { key: k.into(), reason: e };
+        let get = |k: &str| {
+            map.get(k)
+                .copied()
+                .ok_or_else(|| ContractError::MissingMetadata(k.into()))
+        };
+        let bad = |k: &str, e: String| ContractError::BadMetadata {
+            key: k.into(),
+            reason: e,
+        };
         let version = get(KEY_VERSION)?;
         if version.trim() != FORMAT_VERSION.to_string() {
-            return Err(ContractError::UnsupportedVersion { found: version.into(), supported: FORMAT_VERSION });
+            return Err(ContractError::UnsupportedVersion {
+                found: version.into(),
+                supported: FORMAT_VERSION,
+            });
         }
-        let data_shape: Vec<usize> = serde_json::from_str(get(KEY_SHAPE)?).map_err(|e| bad(KEY_SHAPE, e.to_string()))?;
+        let data_shape: Vec<usize> =
+            serde_json::from_str(get(KEY_SHAPE)?).map_err(|e| bad(KEY_SHAPE, e.to_string()))?;
         if data_shape.is_empty() || data_shape.contains(&0) {
-            return Err(bad(KEY_SHAPE, format!("{data_shape:?} is not a record shape")));
+            return Err(bad(
+                KEY_SHAPE,
+                format!("{data_shape:?} is not a record shape"),
+            ));
         }
         let normalization: Normalization =
             serde_json::from_str(get(KEY_NORM)?).map_err(|e| bad(KEY_NORM, e.to_string()))?;
-        let features = if data_shape.len() == 1 { data_shape[0] } else { 0 };
+        let features = if data_shape.len() == 1 {
+            data_shape[0]
+        } else {
+            0
+        };
         if let (Normalization::Standardize { .. }, 0) = (&normalization, features) {
-            return Err(bad(KEY_NORM, "standardize applies to vector data only".into()));
+            return Err(bad(
+                KEY_NORM,
+                "standardize applies to vector data only".into(),
+            ));
         }
-        normalization.validate(features).map_err(|e| bad(KEY_NORM, e))?;
+        normalization
+            .validate(features)
+            .map_err(|e| bad(KEY_NORM, e))?;
         let time_convention = get(KEY_TIME)?.to_string();
         if time_convention != TIME_CONVENTION {
-            return Err(bad(KEY_TIME, format!("`{time_convention}`, expected `{TIME_CONVENTION}`")));
+            return Err(bad(
+                KEY_TIME,
+                format!("`{time_convention}`, expected `{TIME_CONVENTION}`"),
+            ));
         }
-        let architecture = serde_json::from_str(get(KEY_ARCH)?).map_err(|e| bad(KEY_ARCH, e.to_string()))?;
+        let architecture =
+            serde_json::from_str(get(KEY_ARCH)?).map_err(|e| bad(KEY_ARCH, e.to_string()))?;
         let training = match map.get(KEY_TRAINING) {
             Some(s) => Some(serde_json::from_str(s).map_err(|e| bad(KEY_TRAINING, e.to_string()))?),
             None => None,
@@ -176,7 +211,10 @@ impl ModelMeta {
         };
         if let Some(o) = &ood {
             if !o.scores.contains_key(&o.default_score) {
-                return Err(bad(KEY_OOD, format!("default score `{}` has no calibration", o.default_score)));
+                return Err(bad(
+                    KEY_OOD,
+                    format!("default score `{}` has no calibration", o.default_score),
+                ));
             }
         }
         Ok(Self {

@@ -18,24 +18,43 @@ pub enum ContractError {
     #[error("unexpected graph {kind} `{name}` (the contract has inputs x, t and outputs psi, velocity, dpsi_dt)")]
     UnexpectedValue { kind: &'static str, name: String },
     #[error("`{name}` has rank {found}, the contract requires rank {expected}")]
-    WrongRank { name: String, found: usize, expected: usize },
+    WrongRank {
+        name: String,
+        found: usize,
+        expected: usize,
+    },
     #[error("`{name}` has element type {found}, the contract requires float32")]
     WrongElemType { name: String, found: i32 },
     #[error("`{name}` has dimension {axis} = {found}, but vpfb.data_shape says {expected}")]
-    WrongDim { name: String, axis: usize, found: String, expected: usize },
+    WrongDim {
+        name: String,
+        axis: usize,
+        found: String,
+        expected: usize,
+    },
 }
 
 /// Errors from loading or running a model.
 #[derive(Debug, Error)]
 pub enum ModelError {
     #[error("cannot read model file {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid ONNX model: {reason}")]
     NotOnnx { path: PathBuf, reason: String },
     #[error("{path} violates the vpfb model contract: {source}")]
-    Contract { path: PathBuf, source: ContractError },
+    Contract {
+        path: PathBuf,
+        source: ContractError,
+    },
     #[error("input has {found} values, expected {expected} ({what})")]
-    InputSize { what: String, found: usize, expected: usize },
+    InputSize {
+        what: String,
+        found: usize,
+        expected: usize,
+    },
     #[error("numerical failure: {0}")]
     Numeric(String),
     #[error("tract failed: {0}")]

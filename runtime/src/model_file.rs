@@ -45,12 +45,20 @@ impl ValueDecl {
             ),
             None => (0, vec![]),
         };
-        Self { name: v.name.clone(), elem_type, dims }
+        Self {
+            name: v.name.clone(),
+            elem_type,
+            dims,
+        }
     }
 
     /// `[N, 2]`-style rendering.
     pub fn shape_string(&self) -> String {
-        let d: Vec<String> = self.dims.iter().map(|d| d.map_or("N".into(), |n| n.to_string())).collect();
+        let d: Vec<String> = self
+            .dims
+            .iter()
+            .map(|d| d.map_or("N".into(), |n| n.to_string()))
+            .collect();
         format!("[{}]", d.join(", "))
     }
 }
@@ -59,26 +67,47 @@ impl ModelFile {
     /// Reads and validates a model file.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
         let path = path.as_ref().to_path_buf();
-        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
+            path: path.clone(),
+            source,
+        })?;
         Self::from_bytes(&bytes, path)
     }
 
     /// Decodes and validates model bytes; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: PathBuf) -> Result<Self, ModelError> {
-        let not_onnx = |reason: String| ModelError::NotOnnx { path: origin.clone(), reason };
+        let not_onnx = |reason: String| ModelError::NotOnnx {
+            path: origin.clone(),
+            reason,
+        };
         if bytes.is_empty() {
             return Err(not_onnx("the file is empty".into()));
         }
-        let proto = pb::ModelProto::decode(bytes).map_err(|e| not_onnx(format!("protobuf decoding failed ({e})")))?;
-        let Some(graph) = proto.graph.as_ref() else { return Err(not_onnx("it contains no graph".into())) };
+        let proto = pb::ModelProto::decode(bytes)
+            .map_err(|e| not_onnx(format!("protobuf decoding failed ({e})")))?;
+        let Some(graph) = proto.graph.as_ref() else {
+            return Err(not_onnx("it contains no graph".into()));
+        };
         if graph.node.is_empty() {
             return Err(not_onnx("its graph has no nodes".into()));
         }
-        let contract = |source: ContractError| ModelError::Contract { path: origin.clone(), source };
-        let meta = ModelMeta::from_props(proto.metadata_props.iter().map(|p| (p.key.as_str(), p.value.as_str())))
-            .map_err(contract)?;
+        let contract = |source: ContractError| ModelError::Contract {
+            path: origin.clone(),
+            source,
+        };
+        let meta = ModelMeta::from_props(
+            proto
+                .metadata_props
+                .iter()
+                .map(|p| (p.key.as_str(), p.value.as_str())),
+        )
+        .map_err(contract)?;
         check_io(graph, &meta).map_err(contract)?;
-        Ok(Self { path: origin, proto, meta })
+        Ok(Self {
+            path: origin,
+            proto,
+            meta,
+        })
     }
 
     pub fn graph(&self) -> &pb::GraphProto {
@@ -96,7 +125,11 @@ impl ModelFile {
     }
 
     pub fn outputs(&self) -> Vec<ValueDecl> {
-        self.graph().output.iter().map(ValueDecl::from_proto).collect()
+        self.graph()
+            .output
+            .iter()
+            .map(ValueDecl::from_proto)
+            .collect()
     }
 
     /// Number of trainable values stored in the file's float initializers.
@@ -121,11 +154,17 @@ fn check_io(graph: &pb::GraphProto, meta: &ModelMeta) -> Result<(), ContractErro
     let x_rank = 1 + meta.data_shape.len();
     for v in &inputs {
         if v.name != INPUT_X && v.name != INPUT_T {
-            return Err(ContractError::UnexpectedValue { kind: "input", name: v.name.clone() });
+            return Err(ContractError::UnexpectedValue {
+                kind: "input",
+                name: v.name.clone(),
+            });
         }
     }
     let find = |list: &[ValueDecl], name: &str, missing: fn(String) -> ContractError| {
-        list.iter().find(|v| v.name == name).cloned().ok_or_else(|| missing(name.to_string()))
+        list.iter()
+            .find(|v| v.name == name)
+            .cloned()
+            .ok_or_else(|| missing(name.to_string()))
     };
     let x = find(&inputs, INPUT_X, ContractError::MissingInput)?;
     let t = find(&inputs, INPUT_T, ContractError::MissingInput)?;
@@ -134,10 +173,17 @@ fn check_io(graph: &pb::GraphProto, meta: &ModelMeta) -> Result<(), ContractErro
     let dt = find(&outputs, OUTPUT_DPSI_DT, ContractError::MissingOutput)?;
     for (v, rank) in [(&x, x_rank), (&t, 1), (&psi, 1), (&vel, x_rank), (&dt, 1)] {
         if v.dims.len() != rank {
-            return Err(ContractError::WrongRank { name: v.name.clone(), found: v.dims.len(), expected: rank });
+            return Err(ContractError::WrongRank {
+                name: v.name.clone(),
+                found: v.dims.len(),
+                expected: rank,
+            });
         }
         if v.elem_type != DataType::Float as i32 {
-            return Err(ContractError::WrongElemType { name: v.name.clone(), found: v.elem_type });
+            return Err(ContractError::WrongElemType {
+                name: v.name.clone(),
+                found: v.elem_type,
+            });
         }
     }
     for v in [&x, &vel] {

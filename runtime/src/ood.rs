@@ -36,7 +36,11 @@ impl Score {
                         let norm2: f64 = x[row].iter().map(|&v| (v as f64).powi(2)).sum();
                         norm2 - 4.0 * psi[i] as f64
                     }
-                    Score::GradNorm => velocity[row].iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt(),
+                    Score::GradNorm => velocity[row]
+                        .iter()
+                        .map(|&v| (v as f64).powi(2))
+                        .sum::<f64>()
+                        .sqrt(),
                     Score::Recon => psi[i] as f64,
                 }
             })
@@ -53,7 +57,10 @@ impl fmt::Display for Score {
 impl FromStr for Score {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| format!("unknown score `{s}` (expected paper, grad-norm or recon)"))
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown score `{s}` (expected paper, grad-norm or recon)"))
     }
 }
 

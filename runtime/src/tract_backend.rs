@@ -40,17 +40,42 @@ fn tract_err(e: impl std::fmt::Display) -> ModelError {
 impl TractModel {
     /// Prepares a validated model file.
     pub fn new(file: ModelFile) -> Result<Self, ModelError> {
-        let inference = tract_onnx::onnx().model_for_proto_model(&file.proto).map_err(|e| ModelError::NotOnnx {
-            path: file.path.clone(),
-            reason: format!("tract cannot load it: {e:#}"),
-        })?;
+        let inference = tract_onnx::onnx()
+            .model_for_proto_model(&file.proto)
+            .map_err(|e| ModelError::NotOnnx {
+                path: file.path.clone(),
+                reason: format!("tract cannot load it: {e:#}"),
+            })?;
         let names: Vec<String> = file.graph().output.iter().map(|o| o.name.clone()).collect();
-        let slot = |n: &str| names.iter().position(|m| m == n).expect("contract checked outputs");
-        let output_slots = [slot(OUTPUT_PSI), slot(OUTPUT_VELOCITY), slot(OUTPUT_DPSI_DT)];
+        let slot = |n: &str| {
+            names
+                .iter()
+                .position(|m| m == n)
+                .expect("contract checked outputs")
+        };
+        let output_slots = [
+            slot(OUTPUT_PSI),
+            slot(OUTPUT_VELOCITY),
+            slot(OUTPUT_DPSI_DT),
+        ];
         let inputs = file.inputs();
-        let islot = |n: &str| inputs.iter().position(|m| m.name == n).expect("contract checked inputs");
-        let input_slots = [islot(crate::contract::INPUT_X), islot(crate::contract::INPUT_T)];
-        Ok(Self { file, inference, output_slots, input_slots, plans: Mutex::new(HashMap::new()) })
+        let islot = |n: &str| {
+            inputs
+                .iter()
+                .position(|m| m.name == n)
+                .expect("contract checked inputs")
+        };
+        let input_slots = [
+            islot(crate::contract::INPUT_X),
+            islot(crate::contract::INPUT_T),
+        ];
+        Ok(Self {
+            file,
+            inference,
+            output_slots,
+            input_slots,
+            plans: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Loads and prepares a model file from disk.
@@ -76,7 +101,10 @@ impl TractModel {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(tract_err)?;
-        self.plans.lock().expect("plan cache lock").insert(n, plan.clone());
+        self.plans
+            .lock()
+            .expect("plan cache lock")
+            .insert(n, plan.clone());
         Ok(plan)
     }
 
@@ -92,17 +120,27 @@ impl TractModel {
             });
         }
         if n == 0 {
-            return Ok(Evaluation { psi: vec![], velocity: vec![], dpsi_dt: vec![] });
+            return Ok(Evaluation {
+                psi: vec![],
+                velocity: vec![],
+                dpsi_dt: vec![],
+            });
         }
         let mut x_shape = vec![n];
         x_shape.extend(&self.file.meta.data_shape);
         let xt = Tensor::from_shape(&x_shape, x).map_err(tract_err)?;
         let tt = Tensor::from_shape(&[n], t).map_err(tract_err)?;
-        let inputs: TVec<TValue> =
-            if self.input_slots == [0, 1] { tvec![xt.into(), tt.into()] } else { tvec![tt.into(), xt.into()] };
+        let inputs: TVec<TValue> = if self.input_slots == [0, 1] {
+            tvec![xt.into(), tt.into()]
+        } else {
+            tvec![tt.into(), xt.into()]
+        };
         let out = self.plan(n)?.run(inputs).map_err(tract_err)?;
         let take = |slot: usize| -> Result<Vec<f32>, ModelError> {
-            Ok(out[slot].try_as_plain_ram().and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec())).map_err(tract_err)?)
+            Ok(out[slot]
+                .try_as_plain_ram()
+                .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()))
+                .map_err(tract_err)?)
         };
         Ok(Evaluation {
             psi: take(self.output_slots[0])?,

@@ -11,12 +11,22 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn assert_clean_failure(args: &[&std::ffi::OsStr], needle: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vpfb")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vpfb"))
+        .args(args)
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "expected failure for {args:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "expected one error line, got:\n{err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "expected one error line, got:\n{err}"
+    );
     assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "error does not mention {needle:?}: {err}");
+    assert!(
+        err.contains(needle),
+        "error does not mention {needle:?}: {err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -28,9 +38,20 @@ fn info_refuses_missing_empty_and_non_onnx_files() {
     let empty = dir.join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
     let binary = dir.join("random.onnx");
-    std::fs::write(&binary, (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &binary,
+        (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let missing = dir.join("missing.onnx");
-    for (path, needle) in [(&text, "notes.onnx"), (&empty, "empty"), (&binary, "random.onnx"), (&missing, "missing.onnx")] {
+    for (path, needle) in [
+        (&text, "notes.onnx"),
+        (&empty, "empty"),
+        (&binary, "random.onnx"),
+        (&missing, "missing.onnx"),
+    ] {
         assert_clean_failure(&["info".as_ref(), path.as_os_str()], needle);
     }
 }

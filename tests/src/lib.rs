@@ -9,7 +9,12 @@ use vpfb_trainer::nn::{build_potential, init_params, Init, MlpConfig, Network, P
 
 /// An MLP potential with random, non-zero weights everywhere (its output layer too), so exported
 /// graphs are exercised away from the trivial ψ = ½‖x‖².
-pub fn random_mlp(dim: usize, hidden: usize, layers: usize, seed: u64) -> (PotentialGraph, VarMap, ModelMeta) {
+pub fn random_mlp(
+    dim: usize,
+    hidden: usize,
+    layers: usize,
+    seed: u64,
+) -> (PotentialGraph, VarMap, ModelMeta) {
     let cfg = MlpConfig::new(dim, hidden, layers);
     let mut pg = build_potential(&cfg).expect("mlp graph builds");
     for p in &mut pg.params {
@@ -34,12 +39,19 @@ pub fn scratch_dir(name: &str) -> PathBuf {
 /// The cargo target profile folder this test binary lives in (`target/debug`).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps layout").to_path_buf()
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps layout")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary built by `cargo test --workspace` (e.g. `vpfb`).
 pub fn binary(name: &str) -> PathBuf {
     let path = target_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "{} not built: run the tests with `cargo test --workspace`", path.display());
+    assert!(
+        path.exists(),
+        "{} not built: run the tests with `cargo test --workspace`",
+        path.display()
+    );
     path
 }

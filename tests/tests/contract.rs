@@ -40,7 +40,10 @@ fn truncated_file_is_not_onnx() {
 
 #[test]
 fn text_file_and_empty_file_are_not_onnx() {
-    for (bytes, name) in [(&b"hello, I am not a model\n"[..], "text.onnx"), (&b""[..], "empty.onnx")] {
+    for (bytes, name) in [
+        (&b"hello, I am not a model\n"[..], "text.onnx"),
+        (&b""[..], "empty.onnx"),
+    ] {
         let e = load(bytes, name).unwrap_err();
         assert!(matches!(e, ModelError::NotOnnx { .. }), "{name}: {e:?}");
         message(&e);
@@ -57,17 +60,33 @@ fn missing_file_is_an_io_error() {
 #[test]
 fn missing_output_is_refused() {
     let mut p = valid();
-    p.graph.as_mut().unwrap().output.retain(|o| o.name != "dpsi_dt");
+    p.graph
+        .as_mut()
+        .unwrap()
+        .output
+        .retain(|o| o.name != "dpsi_dt");
     let e = load(&p.encode_to_vec(), "no-dpsi.onnx").unwrap_err();
-    assert!(matches!(&e, ModelError::Contract { source: ContractError::MissingOutput(n), .. } if n == "dpsi_dt"), "{e:?}");
+    assert!(
+        matches!(&e, ModelError::Contract { source: ContractError::MissingOutput(n), .. } if n == "dpsi_dt"),
+        "{e:?}"
+    );
     assert!(message(&e).contains("dpsi_dt"));
 }
 
 #[test]
 fn wrong_input_rank_is_refused() {
     let mut p = valid();
-    let x = p.graph.as_mut().unwrap().input.iter_mut().find(|i| i.name == "x").unwrap();
-    let Some(type_proto::Value::TensorType(t)) = x.r#type.as_mut().unwrap().value.as_mut() else { panic!() };
+    let x = p
+        .graph
+        .as_mut()
+        .unwrap()
+        .input
+        .iter_mut()
+        .find(|i| i.name == "x")
+        .unwrap();
+    let Some(type_proto::Value::TensorType(t)) = x.r#type.as_mut().unwrap().value.as_mut() else {
+        panic!()
+    };
     t.shape.as_mut().unwrap().dim.truncate(1);
     let e = load(&p.encode_to_vec(), "rank.onnx").unwrap_err();
     assert!(
@@ -80,19 +99,50 @@ fn wrong_input_rank_is_refused() {
 #[test]
 fn wrong_data_dimension_is_refused() {
     let mut p = valid();
-    let x = p.graph.as_mut().unwrap().input.iter_mut().find(|i| i.name == "x").unwrap();
-    let Some(type_proto::Value::TensorType(t)) = x.r#type.as_mut().unwrap().value.as_mut() else { panic!() };
+    let x = p
+        .graph
+        .as_mut()
+        .unwrap()
+        .input
+        .iter_mut()
+        .find(|i| i.name == "x")
+        .unwrap();
+    let Some(type_proto::Value::TensorType(t)) = x.r#type.as_mut().unwrap().value.as_mut() else {
+        panic!()
+    };
     t.shape.as_mut().unwrap().dim[1].value = Some(dimension::Value::DimValue(3));
     let e = load(&p.encode_to_vec(), "dim.onnx").unwrap_err();
-    assert!(matches!(&e, ModelError::Contract { source: ContractError::WrongDim { .. }, .. }), "{e:?}");
+    assert!(
+        matches!(
+            &e,
+            ModelError::Contract {
+                source: ContractError::WrongDim { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn unknown_format_version_is_refused() {
     let mut p = valid();
-    p.metadata_props.iter_mut().find(|m| m.key == "vpfb.format_version").unwrap().value = "99".into();
+    p.metadata_props
+        .iter_mut()
+        .find(|m| m.key == "vpfb.format_version")
+        .unwrap()
+        .value = "99".into();
     let e = load(&p.encode_to_vec(), "v99.onnx").unwrap_err();
-    assert!(matches!(&e, ModelError::Contract { source: ContractError::UnsupportedVersion { .. }, .. }), "{e:?}");
+    assert!(
+        matches!(
+            &e,
+            ModelError::Contract {
+                source: ContractError::UnsupportedVersion { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(message(&e).contains("99"));
 }
 
@@ -101,13 +151,27 @@ fn missing_or_bad_metadata_is_refused() {
     let mut p = valid();
     p.metadata_props.retain(|m| m.key != "vpfb.normalization");
     let e = load(&p.encode_to_vec(), "nonorm.onnx").unwrap_err();
-    assert!(matches!(&e, ModelError::Contract { source: ContractError::MissingMetadata(k), .. } if k == "vpfb.normalization"));
+    assert!(
+        matches!(&e, ModelError::Contract { source: ContractError::MissingMetadata(k), .. } if k == "vpfb.normalization")
+    );
 
     let mut p = valid();
-    p.metadata_props.iter_mut().find(|m| m.key == "vpfb.normalization").unwrap().value =
-        r#"{"kind":"standardize","mean":[0.0],"std":[1.0,1.0]}"#.into();
+    p.metadata_props
+        .iter_mut()
+        .find(|m| m.key == "vpfb.normalization")
+        .unwrap()
+        .value = r#"{"kind":"standardize","mean":[0.0],"std":[1.0,1.0]}"#.into();
     let e = load(&p.encode_to_vec(), "badnorm.onnx").unwrap_err();
-    assert!(matches!(&e, ModelError::Contract { source: ContractError::BadMetadata { .. }, .. }), "{e:?}");
+    assert!(
+        matches!(
+            &e,
+            ModelError::Contract {
+                source: ContractError::BadMetadata { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     message(&e);
 }
 
@@ -119,5 +183,14 @@ fn extra_input_is_refused() {
     extra.name = "label".into();
     g.input.push(extra);
     let e = load(&p.encode_to_vec(), "extra.onnx").unwrap_err();
-    assert!(matches!(&e, ModelError::Contract { source: ContractError::UnexpectedValue { .. }, .. }), "{e:?}");
+    assert!(
+        matches!(
+            &e,
+            ModelError::Contract {
+                source: ContractError::UnexpectedValue { .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 }

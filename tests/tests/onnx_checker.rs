@@ -35,7 +35,9 @@ fn python_has_onnx() -> bool {
 fn exported_model_passes_onnx_checker_and_runs_in_onnxruntime() {
     if !python_has_onnx() {
         if std::env::var("VPFB_REQUIRE_PYTHON_ONNX").is_ok_and(|v| v == "1") {
-            panic!("VPFB_REQUIRE_PYTHON_ONNX=1 but python3 cannot import onnx, onnxruntime and numpy");
+            panic!(
+                "VPFB_REQUIRE_PYTHON_ONNX=1 but python3 cannot import onnx, onnxruntime and numpy"
+            );
         }
         eprintln!("SKIPPED: python3 with onnx + onnxruntime + numpy not available (pip install onnx onnxruntime)");
         return;
@@ -44,18 +46,34 @@ fn exported_model_passes_onnx_checker_and_runs_in_onnxruntime() {
     let path = scratch_dir("onnx-checker").join("mlp3.onnx");
     export_model(&pg, &varmap, &meta, &path).unwrap();
     let (n, d) = (7usize, 3usize);
-    let x: Vec<f32> = (0..n * d).map(|i| ((i as f32) * 0.37).sin() * 1.5).collect();
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| ((i as f32) * 0.37).sin() * 1.5)
+        .collect();
     let t: Vec<f32> = (0..n).map(|i| i as f32 / (n - 1) as f32).collect();
     let out = Command::new("python3")
-        .args(["-c", SCRIPT, path.to_str().unwrap(), &n.to_string(), &d.to_string()])
+        .args([
+            "-c",
+            SCRIPT,
+            path.to_str().unwrap(),
+            &n.to_string(),
+            &d.to_string(),
+        ])
         .arg(serde_json::to_string(&x).unwrap())
         .arg(serde_json::to_string(&t).unwrap())
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "onnx checker / onnxruntime failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "onnx checker / onnxruntime failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ort: Vec<Vec<f64>> = serde_json::from_slice(&out.stdout).expect("json from python");
     let ours = TractModel::load(&path).unwrap().evaluate(&x, &t).unwrap();
-    for (name, a, b) in [("psi", &ours.psi, &ort[0]), ("velocity", &ours.velocity, &ort[1]), ("dpsi_dt", &ours.dpsi_dt, &ort[2])] {
+    for (name, a, b) in [
+        ("psi", &ours.psi, &ort[0]),
+        ("velocity", &ours.velocity, &ort[1]),
+        ("dpsi_dt", &ours.dpsi_dt, &ort[2]),
+    ] {
         let a: Vec<f64> = a.iter().map(|&v| v as f64).collect();
         let err = max_rel_err(&a, b, 1e-6);
         assert!(err <= 1e-4, "{name}: tract vs onnxruntime {err:.2e}");

@@ -11,30 +11,60 @@ use crate::candle_field::CandleField;
 use crate::nn::PotentialGraph;
 
 /// Every score of the model on `x` (model space, `[n, d]` row-major) at t = 1.
-pub fn scores(pg: &PotentialGraph, params: &HashMap<String, Tensor>, x: &[f32], device: &Device) -> candle_core::Result<BTreeMap<&'static str, Vec<f64>>> {
+pub fn scores(
+    pg: &PotentialGraph,
+    params: &HashMap<String, Tensor>,
+    x: &[f32],
+    device: &Device,
+) -> candle_core::Result<BTreeMap<&'static str, Vec<f64>>> {
     let d: usize = pg.data_shape.iter().product();
-    let field = CandleField { pg, params: params.clone(), device: device.clone() };
-    let mut out: BTreeMap<&'static str, Vec<f64>> = Score::ALL.iter().map(|s| (s.name(), vec![])).collect();
+    let field = CandleField {
+        pg,
+        params: params.clone(),
+        device: device.clone(),
+    };
+    let mut out: BTreeMap<&'static str, Vec<f64>> =
+        Score::ALL.iter().map(|s| (s.name(), vec![])).collect();
     for chunk in x.chunks(1024 * d) {
         let n = chunk.len() / d;
         let [psi, vel, _] = field.evaluate(chunk, &vec![1.0; n])?;
         for s in Score::ALL {
-            out.get_mut(s.name()).expect("all scores").extend(s.compute(chunk, &psi, &vel, d));
+            out.get_mut(s.name())
+                .expect("all scores")
+                .extend(s.compute(chunk, &psi, &vel, d));
         }
     }
     Ok(out)
 }
 
 /// Calibration of every score on validation data, with `default` as the recommended score.
-pub fn calibrate(pg: &PotentialGraph, params: &HashMap<String, Tensor>, val: &[f32], default: Score, device: &Device) -> candle_core::Result<OodCalibration> {
+pub fn calibrate(
+    pg: &PotentialGraph,
+    params: &HashMap<String, Tensor>,
+    val: &[f32],
+    default: Score,
+    device: &Device,
+) -> candle_core::Result<OodCalibration> {
     let all = scores(pg, params, val, device)?;
     let scores = all
         .into_iter()
         .map(|(name, mut v)| {
             v.sort_by(f64::total_cmp);
-            let quantiles = CALIBRATION_LEVELS.iter().map(|&q| (q, quantile(&v, q))).collect();
-            (name.to_string(), ScoreCalibration { quantiles, threshold: quantile(&v, 1.0 - DEFAULT_FPR) })
+            let quantiles = CALIBRATION_LEVELS
+                .iter()
+                .map(|&q| (q, quantile(&v, q)))
+                .collect();
+            (
+                name.to_string(),
+                ScoreCalibration {
+                    quantiles,
+                    threshold: quantile(&v, 1.0 - DEFAULT_FPR),
+                },
+            )
         })
         .collect();
-    Ok(OodCalibration { default_score: default.name().to_string(), scores })
+    Ok(OodCalibration {
+        default_score: default.name().to_string(),
+        scores,
+    })
 }

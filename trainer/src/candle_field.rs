@@ -26,8 +26,17 @@ impl CandleField<'_> {
             ("x".to_string(), Tensor::from_slice(x, dims, &self.device)?),
             ("t".to_string(), Tensor::from_slice(t, n, &self.device)?),
         ]);
-        let out = eval(&self.pg.graph, &Bindings { inputs, params: &self.params }, &[self.pg.psi, self.pg.velocity, self.pg.dpsi_dt], DType::F32, &self.device)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let out = eval(
+            &self.pg.graph,
+            &Bindings {
+                inputs,
+                params: &self.params,
+            },
+            &[self.pg.psi, self.pg.velocity, self.pg.dpsi_dt],
+            DType::F32,
+            &self.device,
+        )
+        .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let f = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>();
         Ok([f(&out[0])?, f(&out[1])?, f(&out[2])?])
     }
@@ -40,7 +49,9 @@ impl VelocityField for CandleField<'_> {
 
     fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
         let n = x.len() / self.record_len();
-        let [_, v, _] = self.evaluate(x, &vec![t; n]).map_err(|e| ModelError::Numeric(format!("candle: {e}")))?;
+        let [_, v, _] = self
+            .evaluate(x, &vec![t; n])
+            .map_err(|e| ModelError::Numeric(format!("candle: {e}")))?;
         Ok(v)
     }
 }

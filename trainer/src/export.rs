@@ -27,11 +27,18 @@ pub enum ExportError {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the written model does not load: {0}")]
     Reload(#[from] ModelError),
     #[error("export parity failed: {output} differs from Candle by {rel:.3e} (relative) at batch {batch}")]
-    Parity { output: &'static str, batch: usize, rel: f64 },
+    Parity {
+        output: &'static str,
+        batch: usize,
+        rel: f64,
+    },
 }
 
 /// Copies parameter values out of a VarMap (f64, row-major).
@@ -40,13 +47,18 @@ pub fn param_values(varmap: &VarMap) -> Result<HashMap<String, ParamValue>, cand
 }
 
 /// Copies named tensors into export parameter values (f64, row-major).
-pub fn tensor_values(tensors: &HashMap<String, Tensor>) -> Result<HashMap<String, ParamValue>, candle_core::Error> {
+pub fn tensor_values(
+    tensors: &HashMap<String, Tensor>,
+) -> Result<HashMap<String, ParamValue>, candle_core::Error> {
     tensors
         .iter()
         .map(|(name, t)| {
             Ok((
                 name.clone(),
-                ParamValue { dims: t.dims().to_vec(), data: t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()? },
+                ParamValue {
+                    dims: t.dims().to_vec(),
+                    data: t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?,
+                },
             ))
         })
         .collect()
@@ -55,9 +67,10 @@ pub fn tensor_values(tensors: &HashMap<String, Tensor>) -> Result<HashMap<String
 /// Tensors of a VarMap by name, for Candle evaluation.
 pub fn param_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
     let data = varmap.data().lock().expect("varmap lock");
-    data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+    data.iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect()
 }
-
 
 /// The ONNX model of a potential: inputs `x`, `t`; outputs `psi`, `velocity`, `dpsi_dt`; metadata.
 pub fn model_proto(
@@ -84,10 +97,22 @@ pub fn model_proto(
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename, so a
 /// failed or interrupted write never leaves a partial file at `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let io = |source| ExportError::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| io(std::io::Error::other("not a file path")))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let io = |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io(std::io::Error::other("not a file path")))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -97,13 +122,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 
 /// Exports the potential with the VarMap's current weights to `path` (float32) and verifies the
 /// written file through the runtime at batch sizes 1, 7 and 1024.
-pub fn export_model(pg: &PotentialGraph, varmap: &VarMap, meta: &ModelMeta, path: &Path) -> Result<ParityReport, ExportError> {
+pub fn export_model(
+    pg: &PotentialGraph,
+    varmap: &VarMap,
+    meta: &ModelMeta,
+    path: &Path,
+) -> Result<ParityReport, ExportError> {
     export_with(pg, &param_tensors(varmap), meta, path)
 }
 
 /// [`export_model`] with explicit weights (e.g. the EMA weights of a run). If verification fails, the
 /// written file is removed: a model that does not match its training graph is never left behind.
-pub fn export_with(pg: &PotentialGraph, params: &HashMap<String, Tensor>, meta: &ModelMeta, path: &Path) -> Result<ParityReport, ExportError> {
+pub fn export_with(
+    pg: &PotentialGraph,
+    params: &HashMap<String, Tensor>,
+    meta: &ModelMeta,
+    path: &Path,
+) -> Result<ParityReport, ExportError> {
     let proto = model_proto(pg, &tensor_values(params)?, meta, ElemType::F32)?;
     write_atomic(path, &proto.encode_to_vec())?;
     let verified = TractModel::load(path)
@@ -136,14 +171,22 @@ pub fn verify_parity(
     let d: usize = pg.data_shape.iter().product();
     let mut report = ParityReport::default();
     for &n in batches {
-        let x: Vec<f32> = (0..n * d).map(|_| 1.5 * rng.sample::<f32, _>(StandardNormal)).collect();
+        let x: Vec<f32> = (0..n * d)
+            .map(|_| 1.5 * rng.sample::<f32, _>(StandardNormal))
+            .collect();
         let t: Vec<f32> = (0..n).map(|_| rng.gen::<f32>()).collect();
         let ours = model.evaluate(&x, &t)?;
         let mut x_dims = vec![n];
         x_dims.extend(&pg.data_shape);
         let inputs = HashMap::from([
-            (pg.graph.node(pg.x).op_input_name().to_string(), Tensor::from_vec(x, x_dims, &Device::Cpu)?),
-            (pg.graph.node(pg.t).op_input_name().to_string(), Tensor::from_vec(t, n, &Device::Cpu)?),
+            (
+                pg.graph.node(pg.x).op_input_name().to_string(),
+                Tensor::from_vec(x, x_dims, &Device::Cpu)?,
+            ),
+            (
+                pg.graph.node(pg.t).op_input_name().to_string(),
+                Tensor::from_vec(t, n, &Device::Cpu)?,
+            ),
         ]);
         let refs = candle_eval::eval(
             &pg.graph,
@@ -153,16 +196,27 @@ pub fn verify_parity(
             &Device::Cpu,
         )?;
         let as64 = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
-        let flat = |t: &Tensor| -> Result<Vec<f64>, candle_core::Error> { t.to_dtype(DType::F64)?.flatten_all()?.to_vec1() };
+        let flat = |t: &Tensor| -> Result<Vec<f64>, candle_core::Error> {
+            t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()
+        };
         for (name, got, want, slot) in [
             (OUTPUT_PSI, &ours.psi, &refs[0], &mut report.psi),
-            (OUTPUT_VELOCITY, &ours.velocity, &refs[1], &mut report.velocity),
+            (
+                OUTPUT_VELOCITY,
+                &ours.velocity,
+                &refs[1],
+                &mut report.velocity,
+            ),
             (OUTPUT_DPSI_DT, &ours.dpsi_dt, &refs[2], &mut report.dpsi_dt),
         ] {
             let rel = max_rel_err(&as64(got), &flat(want)?, 1e-6);
             *slot = slot.max(rel);
             if !(rel <= tol) {
-                return Err(ExportError::Parity { output: name, batch: n, rel });
+                return Err(ExportError::Parity {
+                    output: name,
+                    batch: n,
+                    rel,
+                });
             }
         }
     }

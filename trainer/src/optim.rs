@@ -24,7 +24,15 @@ pub struct OptimConfig {
 
 impl Default for OptimConfig {
     fn default() -> Self {
-        Self { lr: 1e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8, warmup: 5000, grad_clip: 3.0, ema_decay: 0.9999 }
+        Self {
+            lr: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            warmup: 5000,
+            grad_clip: 3.0,
+            ema_decay: 0.9999,
+        }
     }
 }
 
@@ -54,7 +62,14 @@ impl Optimizer {
             v.insert(name.clone(), p.as_tensor().zeros_like()?);
             ema.insert(name.clone(), p.as_tensor().detach().copy()?);
         }
-        Ok(Self { cfg, params, m, v, ema, step: 0 })
+        Ok(Self {
+            cfg,
+            params,
+            m,
+            v,
+            ema,
+            step: 0,
+        })
     }
 
     /// The learning rate used for update number `step` (0-based).
@@ -78,7 +93,9 @@ impl Optimizer {
         let t = (self.step + 1) as i32;
         let decay = self.ema_decay_at(self.step + 1);
         for (name, p) in &self.params {
-            let Some(g) = grads.get(p.as_tensor()) else { continue };
+            let Some(g) = grads.get(p.as_tensor()) else {
+                continue;
+            };
             // Optimiser arithmetic must not join the autograd graph: a tracked EMA or moment would keep
             // every previous step's graph alive.
             let mut g = g.detach();

@@ -14,11 +14,17 @@ fn scratch(name: &str) -> PathBuf {
 fn init_writes_a_valid_untrained_model() {
     let out_path = scratch("train-init").join("m.onnx");
     let out = Command::new(env!("CARGO_BIN_EXE_vpfb-train"))
-        .args(["init", "--dim", "3", "--hidden", "8", "--layers", "1", "--out"])
+        .args([
+            "init", "--dim", "3", "--hidden", "8", "--layers", "1", "--out",
+        ])
         .arg(&out_path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let model = vpfb_runtime::TractModel::load(&out_path).unwrap();
     assert_eq!(model.file().meta.data_shape, vec![3]);
     // Untrained: ψ = ½‖x‖² and ∇ψ = x exactly (zero-initialised output layer).
@@ -31,14 +37,208 @@ fn init_writes_a_valid_untrained_model() {
 fn init_rejects_bad_arguments_and_unwritable_paths() {
     let dir = scratch("train-init-bad");
     let target = dir.join("zero.onnx");
-    let out = Command::new(env!("CARGO_BIN_EXE_vpfb-train")).args(["init", "--dim", "0", "--out"]).arg(&target).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vpfb-train"))
+        .args(["init", "--dim", "0", "--out"])
+        .arg(&target)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
     assert!(!target.exists());
     let unwritable = dir.join("no-such-dir").join("m.onnx");
-    let out = Command::new(env!("CARGO_BIN_EXE_vpfb-train")).args(["init", "--dim", "2", "--out"]).arg(&unwritable).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vpfb-train"))
+        .args(["init", "--dim", "2", "--out"])
+        .arg(&unwritable)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no-such-dir") && !err.contains("panicked"), "{err}");
-    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "a partial file was left behind");
+    assert!(
+        err.contains("no-such-dir") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a partial file was left behind"
+    );
+}
+
+fn fails_cleanly(args: &[&str], needle: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vpfb-train"))
+        .args(args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: expected one error line, got:\n{err}"
+    );
+    assert!(
+        err.starts_with("error: ") && !err.contains("panicked"),
+        "{args:?}: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "{args:?}: error lacks {needle:?}: {err}"
+    );
+}
+
+#[test]
+fn fit_and_export_reject_bad_input_with_one_line_errors() {
+    let dir = scratch("fit-bad");
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        format!("csv:{}", p.display())
+    };
+    let ragged = write("ragged.csv", "a,b\n1,2\n3\n");
+    let text = write("text.csv", "1,2\n3,abc\n");
+    let nan = write("nan.csv", "1,2\n3,NaN\n");
+    let empty = write("empty.csv", "");
+    let header_only = write("header.csv", "a,b\n");
+    let out = dir.join("run");
+    let out_s = out.to_str().unwrap();
+    let missing_csv = format!("csv:{}", dir.join("nope.csv").display());
+    for (data, needle) in [
+        ("swirls", "unknown data spec"),
+        (missing_csv.as_str(), "nope.csv"),
+        (ragged.as_str(), "line 3 has 1 columns"),
+        (text.as_str(), "`abc` is not a number"),
+        (nan.as_str(), "not a finite number"),
+        (empty.as_str(), "no data rows"),
+        (header_only.as_str(), "no data rows"),
+    ] {
+        fails_cleanly(
+            &["fit", "--data", data, "--steps", "5", "--out", out_s],
+            needle,
+        );
+        assert!(
+            !out.join("checkpoint.json").exists(),
+            "{data}: a checkpoint was written"
+        );
+    }
+    fails_cleanly(
+        &["fit", "--data", "moons", "--steps", "0", "--out", out_s],
+        "--steps must be positive",
+    );
+    let missing_run = dir.join("missing-run");
+    fails_cleanly(
+        &[
+            "fit",
+            "--resume",
+            "--steps",
+            "0",
+            "--out",
+            missing_run.to_str().unwrap(),
+        ],
+        "no checkpoint",
+    );
+    fails_cleanly(
+        &[
+            "fit", "--data", "moons", "--steps", "5", "--device", "cuda", "--out", out_s,
+        ],
+        "cuda",
+    );
+    let model = dir.join("m.onnx");
+    fails_cleanly(
+        &[
+            "export",
+            "--run",
+            missing_run.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+        ],
+        "no checkpoint",
+    );
+    assert!(!model.exists());
+}
+
+#[test]
+fn fit_resume_export_on_a_csv_table() {
+    let dir = scratch("fit-csv");
+    // A correlated 3-column table in large raw units with a header.
+    let mut text = String::from("temp,pressure,flow\n");
+    for i in 0..400 {
+        let u = (i as f64 * 0.731).sin();
+        let v = (i as f64 * 1.37).cos();
+        text.push_str(&format!(
+            "{},{},{}\n",
+            20.0 + 5.0 * u,
+            1000.0 + 30.0 * v,
+            3.0 + u * v
+        ));
+    }
+    let csv = dir.join("sensors.csv");
+    std::fs::write(&csv, text).unwrap();
+    let run = dir.join("run");
+    let model = dir.join("sensors.onnx");
+    let ok = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vpfb-train"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let data = format!("csv:{}", csv.display());
+    let run_s = run.to_str().unwrap();
+    ok(&[
+        "fit",
+        "--data",
+        &data,
+        "--steps",
+        "30",
+        "--batch",
+        "64",
+        "--hidden",
+        "16",
+        "--layers",
+        "1",
+        "--checkpoint-every",
+        "10",
+        "--log-every",
+        "1",
+        "--out",
+        run_s,
+    ]);
+    for f in [
+        "checkpoint.json",
+        "checkpoint.safetensors",
+        "loss.csv",
+        "loss.png",
+        "metrics.json",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    assert!(
+        !run.join("psi.png").exists(),
+        "psi.png is for 2-D data only"
+    );
+    ok(&["fit", "--resume", "--steps", "40", "--out", run_s]);
+    let rows = std::fs::read_to_string(run.join("loss.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(rows, 41, "header + one row per step");
+    let printed = ok(&["export", "--run", run_s, "--out", model.to_str().unwrap()]);
+    assert!(printed.contains("grad-norm"), "{printed}");
+    let m = vpfb_runtime::ModelFile::load(&model).unwrap();
+    let vpfb_runtime::Normalization::Standardize { mean, std } = &m.meta.normalization else {
+        panic!("{:?}", m.meta.normalization)
+    };
+    assert!(
+        (mean[1] - 1000.0).abs() < 5.0 && (std[1] - 21.0).abs() < 3.0,
+        "{mean:?} {std:?}"
+    );
+    let ood = m.meta.ood.as_ref().expect("calibrated");
+    assert_eq!(ood.default_score, "grad-norm");
+    assert_eq!(ood.scores.len(), 3);
+    assert_eq!(m.meta.training.as_ref().unwrap()["steps"], 40);
 }

@@ -42,10 +42,22 @@ fn hessian_vector_product_matches_finite_differences_in_candle_and_tract() {
     let h = 1e-5;
     let velocity_at = |sign: f64| {
         let shifted: Vec<f64> = x.iter().zip(&dir).map(|(a, b)| a + sign * h * b).collect();
-        flat(&run(&pg.graph, &bind(&shifted), &params, &[pg.velocity], DType::F64)[0])
+        flat(
+            &run(
+                &pg.graph,
+                &bind(&shifted),
+                &params,
+                &[pg.velocity],
+                DType::F64,
+            )[0],
+        )
     };
     let (plus, minus) = (velocity_at(1.0), velocity_at(-1.0));
-    let fd: Vec<f64> = plus.iter().zip(&minus).map(|(a, b)| (a - b) / (2.0 * h)).collect();
+    let fd: Vec<f64> = plus
+        .iter()
+        .zip(&minus)
+        .map(|(a, b)| (a - b) / (2.0 * h))
+        .collect();
     let err = max_rel_err(&candle_hvp, &fd, 1e-8);
     assert!(err <= 1e-5, "Candle HVP vs finite differences: {err:.2e}");
 
@@ -76,12 +88,28 @@ fn hessian_vector_product_matches_finite_differences_in_candle_and_tract() {
         .unwrap();
     let out = plan
         .run(tvec![
-            tract_ndarray::Array2::from_shape_vec((N, D), x.clone()).unwrap().into_tensor().into(),
-            tract_ndarray::Array1::from_vec(t.clone()).into_tensor().into(),
-            tract_ndarray::Array2::from_shape_vec((N, D), dir.clone()).unwrap().into_tensor().into(),
+            tract_ndarray::Array2::from_shape_vec((N, D), x.clone())
+                .unwrap()
+                .into_tensor()
+                .into(),
+            tract_ndarray::Array1::from_vec(t.clone())
+                .into_tensor()
+                .into(),
+            tract_ndarray::Array2::from_shape_vec((N, D), dir.clone())
+                .unwrap()
+                .into_tensor()
+                .into(),
         ])
         .unwrap();
-    let tract_hvp: Vec<f64> = out[0].try_as_plain_ram().unwrap().as_slice::<f64>().unwrap().to_vec();
+    let tract_hvp: Vec<f64> = out[0]
+        .try_as_plain_ram()
+        .unwrap()
+        .as_slice::<f64>()
+        .unwrap()
+        .to_vec();
     let err = max_rel_err(&tract_hvp, &fd, 1e-8);
-    assert!(err <= 1e-5, "tract (ONNX export) HVP vs finite differences: {err:.2e}");
+    assert!(
+        err <= 1e-5,
+        "tract (ONNX export) HVP vs finite differences: {err:.2e}"
+    );
 }

@@ -13,7 +13,8 @@ use serde_json::Value;
 use vpfb_trainer::loss::{loss, loss_with_psi_std, std_of, LossConfig, LossPreset, PathBatch};
 
 fn fixture() -> Option<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/vpfb-loss.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/vpfb-loss.json");
     match std::fs::read_to_string(&path) {
         Ok(s) => Some(serde_json::from_str(&s).expect("fixture is JSON")),
         Err(e) => {
@@ -31,10 +32,16 @@ fn mat(v: &Value) -> (Vec<f64>, Vec<usize>) {
     match v {
         Value::Array(rows) if rows.first().is_some_and(|r| r.is_array()) => {
             let cols = rows[0].as_array().unwrap().len();
-            let data: Vec<f64> = rows.iter().flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect();
+            let data: Vec<f64> = rows
+                .iter()
+                .flat_map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+                .collect();
             (data, vec![rows.len(), cols])
         }
-        Value::Array(xs) => (xs.iter().map(|x| x.as_f64().unwrap()).collect(), vec![xs.len()]),
+        Value::Array(xs) => (
+            xs.iter().map(|x| x.as_f64().unwrap()).collect(),
+            vec![xs.len()],
+        ),
         other => panic!("not an array: {other}"),
     }
 }
@@ -56,9 +63,18 @@ fn paper_loss_matches_independent_f64_fixture() {
     let cfg = LossConfig::preset(LossPreset::Paper);
     let terms = loss(&cfg, psi.as_tensor(), g.as_tensor(), s.as_tensor(), &batch).unwrap();
     let [total, corr, norm, temb, source] = terms.values().unwrap();
-    for (name, got) in [("L_corr", corr), ("L_norm", norm), ("L_temb", temb), ("L_cos", source), ("loss", total)] {
+    for (name, got) in [
+        ("L_corr", corr),
+        ("L_norm", norm),
+        ("L_temb", temb),
+        ("L_cos", source),
+        ("loss", total),
+    ] {
         let want = exp[name].as_f64().unwrap();
-        assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{name}: got {got:.15}, fixture {want:.15}");
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{name}: got {got:.15}, fixture {want:.15}"
+        );
     }
     let grads = terms.total.backward().unwrap();
     for (name, var) in [("dloss_dpsi", &psi), ("dloss_dg", &g), ("dloss_ds", &s)] {
@@ -82,12 +98,25 @@ fn loss_theta_gradient_matches_finite_differences() {
             tensor(&uniform(&mut r, n, 1e-5, 1.0), &[n]),
         )
         .unwrap();
-        let bound = HashMap::from([("x".to_string(), batch.xt.clone()), ("t".to_string(), batch.t.clone())]);
+        let bound = HashMap::from([
+            ("x".to_string(), batch.xt.clone()),
+            ("t".to_string(), batch.t.clone()),
+        ]);
         let params = param_tensors(&varmap);
-        let eval = |p: &HashMap<String, Tensor>| run(&pg.graph, &bound, p, &[pg.psi, pg.velocity, pg.dpsi_dt], DType::F64);
+        let eval = |p: &HashMap<String, Tensor>| {
+            run(
+                &pg.graph,
+                &bound,
+                p,
+                &[pg.psi, pg.velocity, pg.dpsi_dt],
+                DType::F64,
+            )
+        };
         let base = eval(&params);
         let psi_std = std_of(&base[0]).unwrap();
-        let total = loss(&cfg, &base[0], &base[1], &base[2], &batch).unwrap().total;
+        let total = loss(&cfg, &base[0], &base[1], &base[2], &batch)
+            .unwrap()
+            .total;
         let grads = total.backward().unwrap();
         let h = 1e-5;
         for name in param_names(&varmap) {
@@ -102,7 +131,9 @@ fn loss_theta_gradient_matches_finite_differences() {
                         vals[k] += delta;
                         p.insert(name.clone(), tensor(&vals, &dims));
                         let o = eval(&p);
-                        let l = loss_with_psi_std(&cfg, &o[0], &o[1], &o[2], &batch, Some(&psi_std)).unwrap();
+                        let l =
+                            loss_with_psi_std(&cfg, &o[0], &o[1], &o[2], &batch, Some(&psi_std))
+                                .unwrap();
                         l.total.to_scalar::<f64>().unwrap()
                     };
                     (at(h) - at(-h)) / (2.0 * h)
@@ -110,7 +141,10 @@ fn loss_theta_gradient_matches_finite_differences() {
                 .collect();
             let got = flat(grads.get(v.as_tensor()).unwrap());
             let err = max_rel_err(&got, &fd, 1e-8);
-            assert!(err <= 1e-5, "{preset:?}: dLoss/d{name} backward vs finite differences: {err:.2e}");
+            assert!(
+                err <= 1e-5,
+                "{preset:?}: dLoss/d{name} backward vs finite differences: {err:.2e}"
+            );
         }
     }
 }

@@ -22,14 +22,26 @@ fn explicit_path_matches_candle_second_order_autograd() {
     let params = param_tensors(&varmap);
 
     // Explicit graph: the gradients are forward ops; one backward for θ.
-    let bound = HashMap::from([("x".to_string(), tensor(&x, &[n, 4])), ("t".to_string(), tensor(&t, &[n]))]);
-    let out = run(&pg.graph, &bound, &params, &[pg.velocity, pg.dpsi_dt], DType::F64);
+    let bound = HashMap::from([
+        ("x".to_string(), tensor(&x, &[n, 4])),
+        ("t".to_string(), tensor(&t, &[n])),
+    ]);
+    let out = run(
+        &pg.graph,
+        &bound,
+        &params,
+        &[pg.velocity, pg.dpsi_dt],
+        DType::F64,
+    );
     let explicit = gradient_loss(&out[0], &out[1], &ut).backward().unwrap();
 
     // Candle's double backward: ∇ₓψ and ∂ψ/∂t by autograd, kept attached, then backward again.
     let xv = Var::from_tensor(&tensor(&x, &[n, 4])).unwrap();
     let tv = Var::from_tensor(&tensor(&t, &[n])).unwrap();
-    let bound = HashMap::from([("x".to_string(), xv.as_tensor().clone()), ("t".to_string(), tv.as_tensor().clone())]);
+    let bound = HashMap::from([
+        ("x".to_string(), xv.as_tensor().clone()),
+        ("t".to_string(), tv.as_tensor().clone()),
+    ]);
     let psi = run(&pg.graph, &bound, &params, &[pg.psi], DType::F64).remove(0);
     let first = psi.sum_all().unwrap().backward().unwrap();
     let gx = first.get(xv.as_tensor()).unwrap().clone();
@@ -39,8 +51,15 @@ fn explicit_path_matches_candle_second_order_autograd() {
     for name in param_names(&varmap) {
         let v = var(&varmap, &name);
         let a = flat(explicit.get(v.as_tensor()).unwrap());
-        let b = flat(oracle.get(v.as_tensor()).unwrap_or_else(|| panic!("oracle has no gradient for {name}")));
+        let b = flat(
+            oracle
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("oracle has no gradient for {name}")),
+        );
         let err = max_rel_err(&a, &b, 1e-12);
-        assert!(err <= 1e-5, "dLoss/d{name}: explicit path vs Candle second order: {err:.2e}");
+        assert!(
+            err <= 1e-5,
+            "dLoss/d{name}: explicit path vs Candle second order: {err:.2e}"
+        );
     }
 }

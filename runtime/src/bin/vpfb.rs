@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use vpfb_runtime::ModelFile;
 
 #[derive(Parser)]
-#[command(name = "vpfb", version, about = "Run VPFB potential-flow models (ONNX) on CPUs and edge devices")]
+#[command(
+    name = "vpfb",
+    version,
+    about = "Run VPFB potential-flow models (ONNX) on CPUs and edge devices"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,8 +38,15 @@ fn info(path: &PathBuf) -> Result<()> {
     let m = &file.meta;
     println!("model:          {}", path.display());
     println!("format version: {}", m.format_version);
-    println!("producer:       {} {}", file.proto.producer_name, file.proto.producer_version);
-    println!("data shape:     {:?} ({} values per record)", m.data_shape, m.record_len());
+    println!(
+        "producer:       {} {}",
+        file.proto.producer_name, file.proto.producer_version
+    );
+    println!(
+        "data shape:     {:?} ({} values per record)",
+        m.data_shape,
+        m.record_len()
+    );
     println!("parameters:     {}", file.parameter_count());
     println!("time:           {}", m.time_convention);
     println!("inputs:");
@@ -46,7 +57,10 @@ fn info(path: &PathBuf) -> Result<()> {
     for v in file.outputs() {
         println!("  {:<10} {}", v.name, v.shape_string());
     }
-    println!("normalization:  {}", serde_json::to_string(&m.normalization)?);
+    println!(
+        "normalization:  {}",
+        serde_json::to_string(&m.normalization)?
+    );
     println!("architecture:   {}", m.architecture);
     match &m.training {
         Some(t) => println!("training:       {t}"),
@@ -56,8 +70,16 @@ fn info(path: &PathBuf) -> Result<()> {
         Some(ood) => {
             println!("ood default:    {}", ood.default_score);
             for (name, cal) in &ood.scores {
-                let qs: Vec<String> = cal.quantiles.iter().map(|(q, v)| format!("q{q}={v:.4}")).collect();
-                println!("  {name:<10} threshold {:.6}  {}", cal.threshold, qs.join(" "));
+                let qs: Vec<String> = cal
+                    .quantiles
+                    .iter()
+                    .map(|(q, v)| format!("q{q}={v:.4}"))
+                    .collect();
+                println!(
+                    "  {name:<10} threshold {:.6}  {}",
+                    cal.threshold,
+                    qs.join(" ")
+                );
             }
         }
         None => println!("ood:            (not calibrated)"),

@@ -10,10 +10,22 @@ use super::DataError;
 /// NaN/Inf and empty tables are errors naming the line and column.
 pub fn read_csv(path: &Path) -> Result<(usize, Vec<f64>), DataError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: name.clone(), source })?;
-    let err = |reason: String| DataError::Csv { path: name.clone(), reason };
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).peekable();
-    let Some(&(_, first)) = lines.peek() else { return Err(err("the file has no data rows".into())) };
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let err = |reason: String| DataError::Csv {
+        path: name.clone(),
+        reason,
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .peekable();
+    let Some(&(_, first)) = lines.peek() else {
+        return Err(err("the file has no data rows".into()));
+    };
     let has_header = first.split(',').any(|c| c.trim().parse::<f64>().is_err());
     if has_header {
         lines.next();
@@ -25,15 +37,28 @@ pub fn read_csv(path: &Path) -> Result<(usize, Vec<f64>), DataError> {
         if dim == 0 {
             dim = cells.len();
         } else if cells.len() != dim {
-            return Err(err(format!("line {} has {} columns, expected {dim}", i + 1, cells.len())));
+            return Err(err(format!(
+                "line {} has {} columns, expected {dim}",
+                i + 1,
+                cells.len()
+            )));
         }
         for (j, cell) in cells.iter().enumerate() {
-            let v: f64 = cell
-                .trim()
-                .parse()
-                .map_err(|_| err(format!("line {}, column {}: `{}` is not a number", i + 1, j + 1, cell.trim())))?;
+            let v: f64 = cell.trim().parse().map_err(|_| {
+                err(format!(
+                    "line {}, column {}: `{}` is not a number",
+                    i + 1,
+                    j + 1,
+                    cell.trim()
+                ))
+            })?;
             if !v.is_finite() {
-                return Err(err(format!("line {}, column {}: {} is not a finite number", i + 1, j + 1, cell.trim())));
+                return Err(err(format!(
+                    "line {}, column {}: {} is not a finite number",
+                    i + 1,
+                    j + 1,
+                    cell.trim()
+                )));
             }
             values.push(v);
         }

@@ -20,7 +20,10 @@ pub enum DataError {
     #[error("unknown data spec `{0}` (expected one of: moons, circles, 8gaussians, checkerboard, spirals, pinwheel, csv:PATH)")]
     UnknownSpec(String),
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Csv { path: String, reason: String },
     #[error("{0}")]
@@ -32,7 +35,11 @@ pub enum Dataset {
     /// An endless generator: every batch is fresh.
     Generator(Toy2d),
     /// A finite table, split into training and validation rows.
-    Table { dim: usize, train: Vec<f64>, val: Vec<f64> },
+    Table {
+        dim: usize,
+        train: Vec<f64>,
+        val: Vec<f64>,
+    },
 }
 
 /// Size of a generator's validation sample.
@@ -49,13 +56,24 @@ impl Dataset {
                 let (dim, rows) = read_csv(path)?;
                 let n = rows.len() / dim;
                 if n < 10 {
-                    return Err(DataError::Csv { path: path.display().to_string(), reason: format!("only {n} rows; need at least 10") });
+                    return Err(DataError::Csv {
+                        path: path.display().to_string(),
+                        reason: format!("only {n} rows; need at least 10"),
+                    });
                 }
                 let mut idx: Vec<usize> = (0..n).collect();
                 idx.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed_5b11));
                 let n_val = ((n as f64 * TABLE_VAL_FRACTION).round() as usize).max(1);
-                let pick = |ids: &[usize]| ids.iter().flat_map(|&i| rows[i * dim..(i + 1) * dim].iter().copied()).collect();
-                Ok(Dataset::Table { dim, val: pick(&idx[..n_val]), train: pick(&idx[n_val..]) })
+                let pick = |ids: &[usize]| {
+                    ids.iter()
+                        .flat_map(|&i| rows[i * dim..(i + 1) * dim].iter().copied())
+                        .collect()
+                };
+                Ok(Dataset::Table {
+                    dim,
+                    val: pick(&idx[..n_val]),
+                    train: pick(&idx[n_val..]),
+                })
             }
         }
     }
@@ -73,11 +91,12 @@ impl Dataset {
             Dataset::Generator(t) => t.sample(n, rng),
             Dataset::Table { dim, train, .. } => {
                 let rows = train.len() / dim;
-                (0..n).flat_map(|_| {
-                    let i = rng.gen_range(0..rows);
-                    train[i * dim..(i + 1) * dim].iter().copied()
-                })
-                .collect()
+                (0..n)
+                    .flat_map(|_| {
+                        let i = rng.gen_range(0..rows);
+                        train[i * dim..(i + 1) * dim].iter().copied()
+                    })
+                    .collect()
             }
         }
     }
@@ -112,7 +131,9 @@ impl Dataset {
         }
         let std: Vec<f64> = var.iter().map(|v| v.sqrt()).collect();
         if let Some(d) = std.iter().position(|&s| !(s > 1e-12)) {
-            return Err(DataError::Invalid(format!("feature {d} is constant in the training data; drop that column")));
+            return Err(DataError::Invalid(format!(
+                "feature {d} is constant in the training data; drop that column"
+            )));
         }
         Ok(Normalization::Standardize { mean, std })
     }
@@ -121,10 +142,14 @@ impl Dataset {
 /// Maps raw rows to model space with a standardisation (identity for other normalisations).
 pub fn to_model_space(norm: &Normalization, raw: &[f64], dim: usize) -> Vec<f64> {
     match norm {
-        Normalization::Standardize { mean, std } => {
-            raw.iter().enumerate().map(|(i, v)| (v - mean[i % dim]) / std[i % dim]).collect()
+        Normalization::Standardize { mean, std } => raw
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v - mean[i % dim]) / std[i % dim])
+            .collect(),
+        Normalization::Affine { offset, scale } => {
+            raw.iter().map(|v| (v - offset) / scale).collect()
         }
-        Normalization::Affine { offset, scale } => raw.iter().map(|v| (v - offset) / scale).collect(),
         Normalization::Identity => raw.to_vec(),
     }
 }
@@ -132,10 +157,14 @@ pub fn to_model_space(norm: &Normalization, raw: &[f64], dim: usize) -> Vec<f64>
 /// Maps model-space rows back to raw units.
 pub fn to_raw_space(norm: &Normalization, model: &[f64], dim: usize) -> Vec<f64> {
     match norm {
-        Normalization::Standardize { mean, std } => {
-            model.iter().enumerate().map(|(i, v)| v * std[i % dim] + mean[i % dim]).collect()
+        Normalization::Standardize { mean, std } => model
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * std[i % dim] + mean[i % dim])
+            .collect(),
+        Normalization::Affine { offset, scale } => {
+            model.iter().map(|v| v * scale + offset).collect()
         }
-        Normalization::Affine { offset, scale } => model.iter().map(|v| v * scale + offset).collect(),
         Normalization::Identity => model.to_vec(),
     }
 }

@@ -25,7 +25,9 @@ impl FromStr for DataSpec {
             }
             return Ok(DataSpec::Csv(PathBuf::from(path)));
         }
-        Toy2d::from_name(s).map(DataSpec::Toy).ok_or_else(|| DataError::UnknownSpec(s.into()))
+        Toy2d::from_name(s)
+            .map(DataSpec::Toy)
+            .ok_or_else(|| DataError::UnknownSpec(s.into()))
     }
 }
 

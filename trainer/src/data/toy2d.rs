@@ -22,8 +22,14 @@ fn n01(rng: &mut impl Rng) -> f64 {
 }
 
 impl Toy2d {
-    pub const ALL: [Toy2d; 6] =
-        [Toy2d::Moons, Toy2d::Circles, Toy2d::EightGaussians, Toy2d::Checkerboard, Toy2d::Spirals, Toy2d::Pinwheel];
+    pub const ALL: [Toy2d; 6] = [
+        Toy2d::Moons,
+        Toy2d::Circles,
+        Toy2d::EightGaussians,
+        Toy2d::Checkerboard,
+        Toy2d::Spirals,
+        Toy2d::Pinwheel,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,7 +62,11 @@ impl Toy2d {
             Toy2d::Moons => {
                 // Two interleaved half circles, noise 0.1 (scikit-learn's make_moons).
                 let a = rng.gen_range(0.0..PI);
-                let (x, y) = if rng.gen_bool(0.5) { (a.cos(), a.sin()) } else { (1.0 - a.cos(), 0.5 - a.sin()) };
+                let (x, y) = if rng.gen_bool(0.5) {
+                    (a.cos(), a.sin())
+                } else {
+                    (1.0 - a.cos(), 0.5 - a.sin())
+                };
                 (x + 0.1 * n01(rng), y + 0.1 * n01(rng))
             }
             Toy2d::Circles => {
@@ -69,16 +79,23 @@ impl Toy2d {
                 let k = rng.gen_range(0..8) as f64;
                 let a = k * PI / 4.0;
                 let s = 0.5;
-                ((4.0 * a.cos() + s * n01(rng)) / 2f64.sqrt(), (4.0 * a.sin() + s * n01(rng)) / 2f64.sqrt())
+                (
+                    (4.0 * a.cos() + s * n01(rng)) / 2f64.sqrt(),
+                    (4.0 * a.sin() + s * n01(rng)) / 2f64.sqrt(),
+                )
             }
             Toy2d::Checkerboard => {
                 let x1: f64 = rng.gen_range(-2.0..2.0);
-                let x2 = rng.gen_range(0.0..1.0) - 2.0 * rng.gen_range(0..2) as f64 + (x1.floor().rem_euclid(2.0));
+                let x2 = rng.gen_range(0.0..1.0) - 2.0 * rng.gen_range(0..2) as f64
+                    + (x1.floor().rem_euclid(2.0));
                 (2.0 * x1, 2.0 * x2)
             }
             Toy2d::Spirals => {
                 let n = rng.gen_range(0.0f64..1.0).sqrt() * 540.0 * (2.0 * PI) / 360.0;
-                let (mut x, mut y) = (-n.cos() * n + rng.gen_range(0.0..0.5), n.sin() * n + rng.gen_range(0.0..0.5));
+                let (mut x, mut y) = (
+                    -n.cos() * n + rng.gen_range(0.0..0.5),
+                    n.sin() * n + rng.gen_range(0.0..0.5),
+                );
                 if rng.gen_bool(0.5) {
                     x = -x;
                     y = -y;

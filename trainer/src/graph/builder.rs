@@ -98,14 +98,29 @@ impl Graph {
     /// A constant tensor.
     pub fn constant(&mut self, dims: &[usize], data: Vec<f64>) -> R {
         if dims.iter().product::<usize>() != data.len() {
-            return Err(shape_err(format!("constant of shape {dims:?} given {} values", data.len())));
+            return Err(shape_err(format!(
+                "constant of shape {dims:?} given {} values",
+                data.len()
+            )));
         }
-        Ok(self.push(Op::Const { dims: dims.to_vec(), data }, fixed(dims)))
+        Ok(self.push(
+            Op::Const {
+                dims: dims.to_vec(),
+                data,
+            },
+            fixed(dims),
+        ))
     }
 
     /// A rank-0 constant.
     pub fn scalar(&mut self, value: f64) -> NodeId {
-        self.push(Op::Const { dims: vec![], data: vec![value] }, vec![])
+        self.push(
+            Op::Const {
+                dims: vec![],
+                data: vec![value],
+            },
+            vec![],
+        )
     }
 
     pub fn unary(&mut self, f: Unary, a: NodeId) -> NodeId {
@@ -172,7 +187,11 @@ impl Graph {
         let (sa, sb) = (self.shape(a).clone(), self.shape(b).clone());
         let r = sa.len();
         if r < 2 || sb.len() != r || sa[..r - 2] != sb[..r - 2] || sa[r - 1] != sb[r - 2] {
-            return Err(shape_err(format!("matmul of {} and {}", show(&sa), show(&sb))));
+            return Err(shape_err(format!(
+                "matmul of {} and {}",
+                show(&sa),
+                show(&sb)
+            )));
         }
         let mut out = sa[..r - 1].to_vec();
         out.push(sb[r - 1]);
@@ -183,7 +202,11 @@ impl Graph {
     pub fn transpose(&mut self, a: NodeId, perm: &[usize]) -> R {
         let sa = self.shape(a).clone();
         let mut seen = vec![false; sa.len()];
-        if perm.len() != sa.len() || perm.iter().any(|&p| p >= sa.len() || std::mem::replace(&mut seen[p], true)) {
+        if perm.len() != sa.len()
+            || perm
+                .iter()
+                .any(|&p| p >= sa.len() || std::mem::replace(&mut seen[p], true))
+        {
             return Err(shape_err(format!("transpose {perm:?} of {}", show(&sa))));
         }
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
@@ -191,7 +214,8 @@ impl Graph {
         }
         // Fold a transpose of a transpose (the VJP of a linear layer's Wᵀ) into one, or none.
         if let Op::Transpose(inner, p0) = &self.node(a).op {
-            let (inner, composed): (NodeId, Vec<usize>) = (*inner, perm.iter().map(|&p| p0[p]).collect());
+            let (inner, composed): (NodeId, Vec<usize>) =
+                (*inner, perm.iter().map(|&p| p0[p]).collect());
             return self.transpose(inner, &composed);
         }
         let out = perm.iter().map(|&p| sa[p]).collect();
@@ -212,7 +236,10 @@ impl Graph {
     fn reduced_shape(&self, x: NodeId, axes: &[usize], keepdim: bool) -> Result<Shape, GraphError> {
         let sx = self.shape(x);
         if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= sx.len()) {
-            return Err(shape_err(format!("reduction axes {axes:?} of {}", show(sx))));
+            return Err(shape_err(format!(
+                "reduction axes {axes:?} of {}",
+                show(sx)
+            )));
         }
         Ok(sx
             .iter()
@@ -228,21 +255,42 @@ impl Graph {
     /// Sum over `axes` (sorted, unique).
     pub fn sum(&mut self, x: NodeId, axes: &[usize], keepdim: bool) -> R {
         let shape = self.reduced_shape(x, axes, keepdim)?;
-        Ok(self.push(Op::Sum { x, axes: axes.to_vec(), keepdim }, shape))
+        Ok(self.push(
+            Op::Sum {
+                x,
+                axes: axes.to_vec(),
+                keepdim,
+            },
+            shape,
+        ))
     }
 
     /// Mean over fixed-size `axes` (sorted, unique).
     pub fn mean(&mut self, x: NodeId, axes: &[usize], keepdim: bool) -> R {
-        if axes.iter().any(|&a| self.shape(x).get(a) == Some(&Dim::Batch)) {
-            return Err(shape_err("mean over the batch axis is not part of the op set".into()));
+        if axes
+            .iter()
+            .any(|&a| self.shape(x).get(a) == Some(&Dim::Batch))
+        {
+            return Err(shape_err(
+                "mean over the batch axis is not part of the op set".into(),
+            ));
         }
         let shape = self.reduced_shape(x, axes, keepdim)?;
-        Ok(self.push(Op::Mean { x, axes: axes.to_vec(), keepdim }, shape))
+        Ok(self.push(
+            Op::Mean {
+                x,
+                axes: axes.to_vec(),
+                keepdim,
+            },
+            shape,
+        ))
     }
 
     /// Concatenation along a fixed-size axis.
     pub fn concat(&mut self, xs: &[NodeId], axis: usize) -> R {
-        let first = xs.first().ok_or_else(|| shape_err("concat of nothing".into()))?;
+        let first = xs
+            .first()
+            .ok_or_else(|| shape_err("concat of nothing".into()))?;
         let mut out = self.shape(*first).clone();
         if axis >= out.len() {
             return Err(shape_err(format!("concat axis {axis} of {}", show(&out))));
@@ -251,7 +299,10 @@ impl Graph {
         for &x in xs {
             let s = self.shape(x);
             let same_rest = s.len() == out.len()
-                && s.iter().zip(&out).enumerate().all(|(i, (a, b))| i == axis || a == b);
+                && s.iter()
+                    .zip(&out)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == axis || a == b);
             match (same_rest, s[axis]) {
                 (true, Dim::Fixed(n)) => total += n,
                 _ => {
@@ -272,10 +323,23 @@ impl Graph {
         let mut out = self.shape(x).clone();
         match out.get(axis) {
             Some(Dim::Fixed(n)) if start < end && end <= *n => {}
-            _ => return Err(shape_err(format!("slice {start}..{end} on axis {axis} of {}", show(&out)))),
+            _ => {
+                return Err(shape_err(format!(
+                    "slice {start}..{end} on axis {axis} of {}",
+                    show(&out)
+                )))
+            }
         }
         out[axis] = Dim::Fixed(end - start);
-        Ok(self.push(Op::Slice { x, axis, start, end }, out))
+        Ok(self.push(
+            Op::Slice {
+                x,
+                axis,
+                start,
+                end,
+            },
+            out,
+        ))
     }
 
     /// Zero padding along a fixed-size axis.
@@ -285,7 +349,15 @@ impl Graph {
             Some(Dim::Fixed(n)) => out[axis] = Dim::Fixed(n + before + after),
             _ => return Err(shape_err(format!("pad on axis {axis} of {}", show(&out)))),
         }
-        Ok(self.push(Op::Pad { x, axis, before, after }, out))
+        Ok(self.push(
+            Op::Pad {
+                x,
+                axis,
+                before,
+                after,
+            },
+            out,
+        ))
     }
 
     /// Reshape; the batch dimension, if any, must survive as exactly one batch dimension.
@@ -293,7 +365,11 @@ impl Graph {
         let (vin, bin) = fixed_volume(self.shape(x));
         let (vout, bout) = fixed_volume(&shape);
         if vin != vout || bin != bout || bout > 1 {
-            return Err(shape_err(format!("reshape {} to {}", show(self.shape(x)), show(&shape))));
+            return Err(shape_err(format!(
+                "reshape {} to {}",
+                show(self.shape(x)),
+                show(&shape)
+            )));
         }
         Ok(self.push(Op::Reshape(x, shape.clone()), shape))
     }
@@ -302,7 +378,11 @@ impl Graph {
     pub fn expand_like(&mut self, x: NodeId, like: NodeId) -> R {
         let target = self.shape(like).clone();
         if broadcast(self.shape(x), &target)? != target {
-            return Err(shape_err(format!("expand {} to {}", show(self.shape(x)), show(&target))));
+            return Err(shape_err(format!(
+                "expand {} to {}",
+                show(self.shape(x)),
+                show(&target)
+            )));
         }
         Ok(self.push(Op::ExpandLike(x, like), target))
     }
@@ -320,13 +400,21 @@ impl Graph {
             return Ok(g);
         }
         if target.len() > sg.len() {
-            return Err(shape_err(format!("sum_to {} from {}", show(target), show(&sg))));
+            return Err(shape_err(format!(
+                "sum_to {} from {}",
+                show(target),
+                show(&sg)
+            )));
         }
         let lead = sg.len() - target.len();
         let axes: Vec<usize> = (0..sg.len())
             .filter(|&i| i < lead || (target[i - lead] == Dim::Fixed(1) && sg[i] != Dim::Fixed(1)))
             .collect();
-        let summed = if axes.is_empty() { g } else { self.sum(g, &axes, true)? };
+        let summed = if axes.is_empty() {
+            g
+        } else {
+            self.sum(g, &axes, true)?
+        };
         if self.shape(summed).as_slice() == target {
             Ok(summed)
         } else {

@@ -26,7 +26,9 @@ pub fn eval(
     dtype: DType,
     device: &Device,
 ) -> Result<Vec<Tensor>, GraphError> {
-    let Some(last) = targets.iter().map(|t| t.index()).max() else { return Ok(vec![]) };
+    let Some(last) = targets.iter().map(|t| t.index()).max() else {
+        return Ok(vec![]);
+    };
     let mut needed = vec![false; last + 1];
     for t in targets {
         needed[t.index()] = true;
@@ -45,13 +47,20 @@ pub fn eval(
             continue;
         }
         let node = &graph.nodes()[i];
-        let v = |id: &NodeId| values[id.index()].as_ref().expect("arguments precede their users");
+        let v = |id: &NodeId| {
+            values[id.index()]
+                .as_ref()
+                .expect("arguments precede their users")
+        };
         let value = match &node.op {
             Op::Input(name) => {
                 let t = bindings
                     .inputs
                     .get(name)
-                    .ok_or_else(|| GraphError::MissingBinding { kind: "input", name: name.clone() })?;
+                    .ok_or_else(|| GraphError::MissingBinding {
+                        kind: "input",
+                        name: name.clone(),
+                    })?;
                 check_binding("input", name, t, &node.shape, &mut batch)?;
                 t.to_dtype(dtype)?
             }
@@ -59,11 +68,20 @@ pub fn eval(
                 let t = bindings
                     .params
                     .get(name)
-                    .ok_or_else(|| GraphError::MissingBinding { kind: "parameter", name: name.clone() })?;
+                    .ok_or_else(|| GraphError::MissingBinding {
+                        kind: "parameter",
+                        name: name.clone(),
+                    })?;
                 check_binding("parameter", name, t, &node.shape, &mut batch)?;
-                if t.dtype() == dtype { t.clone() } else { t.to_dtype(dtype)? }
+                if t.dtype() == dtype {
+                    t.clone()
+                } else {
+                    t.to_dtype(dtype)?
+                }
             }
-            Op::Const { dims, data } => Tensor::from_vec(data.clone(), dims.as_slice(), device)?.to_dtype(dtype)?,
+            Op::Const { dims, data } => {
+                Tensor::from_vec(data.clone(), dims.as_slice(), device)?.to_dtype(dtype)?
+            }
             Op::Unary(f, a) => unary(*f, v(a))?,
             Op::Binary(f, a, b) => {
                 let (a, b) = (v(a), v(b));
@@ -83,17 +101,35 @@ pub fn eval(
             }
             Op::Transpose(a, perm) => v(a).permute(perm.as_slice())?,
             Op::Sum { x, axes, keepdim } => {
-                if *keepdim { v(x).sum_keepdim(axes.as_slice())? } else { v(x).sum(axes.as_slice())? }
+                if *keepdim {
+                    v(x).sum_keepdim(axes.as_slice())?
+                } else {
+                    v(x).sum(axes.as_slice())?
+                }
             }
             Op::Mean { x, axes, keepdim } => {
-                if *keepdim { v(x).mean_keepdim(axes.as_slice())? } else { v(x).mean(axes.as_slice())? }
+                if *keepdim {
+                    v(x).mean_keepdim(axes.as_slice())?
+                } else {
+                    v(x).mean(axes.as_slice())?
+                }
             }
             Op::Concat(xs, axis) => {
                 let parts: Vec<&Tensor> = xs.iter().map(v).collect();
                 Tensor::cat(&parts, *axis)?
             }
-            Op::Slice { x, axis, start, end } => v(x).narrow(*axis, *start, end - start)?,
-            Op::Pad { x, axis, before, after } => v(x).pad_with_zeros(*axis, *before, *after)?,
+            Op::Slice {
+                x,
+                axis,
+                start,
+                end,
+            } => v(x).narrow(*axis, *start, end - start)?,
+            Op::Pad {
+                x,
+                axis,
+                before,
+                after,
+            } => v(x).pad_with_zeros(*axis, *before, *after)?,
             Op::Reshape(x, shape) => {
                 let dims = resolve(shape, v(x).elem_count());
                 v(x).reshape(dims)?
@@ -102,7 +138,10 @@ pub fn eval(
         };
         values[i] = Some(value);
     }
-    Ok(targets.iter().map(|t| values[t.index()].clone().expect("target evaluated")).collect())
+    Ok(targets
+        .iter()
+        .map(|t| values[t.index()].clone().expect("target evaluated"))
+        .collect())
 }
 
 fn unary(f: Unary, a: &Tensor) -> Result<Tensor, GraphError> {
@@ -126,7 +165,10 @@ fn sigmoid(a: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 fn resolve(shape: &[Dim], elems: usize) -> Vec<usize> {
-    let fixed: usize = shape.iter().map(|d| if let Dim::Fixed(n) = d { *n } else { 1 }).product();
+    let fixed: usize = shape
+        .iter()
+        .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
+        .product();
     let batch = if fixed == 0 { 0 } else { elems / fixed };
     super::shape::concrete(shape, batch)
 }
@@ -154,6 +196,11 @@ fn check_binding(
     if ok {
         Ok(())
     } else {
-        Err(GraphError::BindingShape { kind, name: name.to_string(), got: dims.to_vec(), expected: show(shape) })
+        Err(GraphError::BindingShape {
+            kind,
+            name: name.to_string(),
+            got: dims.to_vec(),
+            expected: show(shape),
+        })
     }
 }

@@ -11,7 +11,12 @@ pub enum GraphError {
     MissingBinding { kind: &'static str, name: String },
     /// A supplied tensor does not have the shape the graph declares.
     #[error("{kind} `{name}` has shape {got:?}, the graph expects {expected}")]
-    BindingShape { kind: &'static str, name: String, got: Vec<usize>, expected: String },
+    BindingShape {
+        kind: &'static str,
+        name: String,
+        got: Vec<usize>,
+        expected: String,
+    },
     /// The operation has no VJP rule for this case.
     #[error("cannot differentiate: {0}")]
     NotDifferentiable(String),

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use tract_onnx::pb::{
     self, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension,
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 use super::{Binary, Dim, Graph, GraphError, NodeId, Op, Unary};
@@ -76,7 +76,12 @@ pub fn to_model(spec: &ExportSpec<'_>) -> Result<ModelProto, GraphError> {
             }
         }
     }
-    let mut e = Emitter { elem: spec.elem, nodes: vec![], initializers: vec![], names: HashMap::new() };
+    let mut e = Emitter {
+        elem: spec.elem,
+        nodes: vec![],
+        initializers: vec![],
+        names: HashMap::new(),
+    };
     let mut graph_inputs = Vec::new();
     for &id in &spec.inputs {
         match &g.node(id).op {
@@ -84,7 +89,11 @@ pub fn to_model(spec: &ExportSpec<'_>) -> Result<ModelProto, GraphError> {
                 graph_inputs.push(value_info(name, spec.elem, g.shape(id)));
                 e.names.insert(id, name.clone());
             }
-            other => return Err(GraphError::Shape(format!("export input {id:?} is {other:?}, not an input"))),
+            other => {
+                return Err(GraphError::Shape(format!(
+                    "export input {id:?} is {other:?}, not an input"
+                )))
+            }
         }
     }
     for i in 0..=last {
@@ -108,14 +117,20 @@ pub fn to_model(spec: &ExportSpec<'_>) -> Result<ModelProto, GraphError> {
     };
     Ok(ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
         producer_name: "vpfb-train".into(),
         producer_version: spec.producer_version.clone(),
         graph: Some(graph),
         metadata_props: spec
             .metadata
             .iter()
-            .map(|(k, v)| StringStringEntryProto { key: k.clone(), value: v.clone() })
+            .map(|(k, v)| StringStringEntryProto {
+                key: k.clone(),
+                value: v.clone(),
+            })
             .collect(),
         ..Default::default()
     })
@@ -146,11 +161,21 @@ fn value_info(name: &str, elem: ElemType, shape: &[Dim]) -> ValueInfoProto {
 }
 
 fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
 }
 
 fn int_attr(name: &str, v: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i: v, ..Default::default() }
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    }
 }
 
 impl Emitter {
@@ -167,7 +192,10 @@ impl Emitter {
 
     fn float_init(&mut self, name: &str, dims: &[usize], data: &[f64]) {
         let raw: Vec<u8> = match self.elem {
-            ElemType::F32 => data.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect(),
+            ElemType::F32 => data
+                .iter()
+                .flat_map(|&v| (v as f32).to_le_bytes())
+                .collect(),
             ElemType::F64 => data.iter().flat_map(|&v| v.to_le_bytes()).collect(),
         };
         self.initializers.push(TensorProto {
@@ -209,17 +237,26 @@ impl Emitter {
         }
     }
 
-    fn lower(&mut self, g: &Graph, id: NodeId, params: &HashMap<String, ParamValue>) -> Result<(), GraphError> {
+    fn lower(
+        &mut self,
+        g: &Graph,
+        id: NodeId,
+        params: &HashMap<String, ParamValue>,
+    ) -> Result<(), GraphError> {
         let out = format!("n{}", id.index());
         let arg = |a: &NodeId| -> String { self.names[a].clone() };
         match &g.node(id).op {
             Op::Input(name) => {
-                return Err(GraphError::MissingBinding { kind: "export input", name: name.clone() });
+                return Err(GraphError::MissingBinding {
+                    kind: "export input",
+                    name: name.clone(),
+                });
             }
             Op::Param(name) => {
-                let p = params
-                    .get(name)
-                    .ok_or_else(|| GraphError::MissingBinding { kind: "parameter", name: name.clone() })?;
+                let p = params.get(name).ok_or_else(|| GraphError::MissingBinding {
+                    kind: "parameter",
+                    name: name.clone(),
+                })?;
                 let expected = super::shape::fixed(&p.dims);
                 if &expected != g.shape(id) || p.dims.iter().product::<usize>() != p.data.len() {
                     return Err(GraphError::BindingShape {
@@ -286,8 +323,16 @@ impl Emitter {
             }
             Op::Sum { x, axes, keepdim } => {
                 let x = arg(x);
-                let axes_name = self.int_init(&format!("{out}_axes"), &axes.iter().map(|&a| a as i64).collect::<Vec<_>>());
-                self.node("ReduceSum", &[&x, &axes_name], &out, vec![int_attr("keepdims", *keepdim as i64)]);
+                let axes_name = self.int_init(
+                    &format!("{out}_axes"),
+                    &axes.iter().map(|&a| a as i64).collect::<Vec<_>>(),
+                );
+                self.node(
+                    "ReduceSum",
+                    &[&x, &axes_name],
+                    &out,
+                    vec![int_attr("keepdims", *keepdim as i64)],
+                );
             }
             Op::Mean { x, axes, keepdim } => {
                 let x = arg(x);
@@ -296,7 +341,10 @@ impl Emitter {
                     "ReduceMean",
                     &[&x],
                     &out,
-                    vec![ints_attr("axes", &axes), int_attr("keepdims", *keepdim as i64)],
+                    vec![
+                        ints_attr("axes", &axes),
+                        int_attr("keepdims", *keepdim as i64),
+                    ],
                 );
             }
             Op::Concat(xs, axis) => {
@@ -304,14 +352,24 @@ impl Emitter {
                 let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
                 self.node("Concat", &refs, &out, vec![int_attr("axis", *axis as i64)]);
             }
-            Op::Slice { x, axis, start, end } => {
+            Op::Slice {
+                x,
+                axis,
+                start,
+                end,
+            } => {
                 let x = arg(x);
                 let s = self.int_init(&format!("{out}_starts"), &[*start as i64]);
                 let e = self.int_init(&format!("{out}_ends"), &[*end as i64]);
                 let a = self.int_init(&format!("{out}_axes"), &[*axis as i64]);
                 self.node("Slice", &[&x, &s, &e, &a], &out, vec![]);
             }
-            Op::Pad { x, axis, before, after } => {
+            Op::Pad {
+                x,
+                axis,
+                before,
+                after,
+            } => {
                 let rank = g.shape(*x).len();
                 let mut pads = vec![0i64; 2 * rank];
                 pads[*axis] = *before as i64;

@@ -34,7 +34,10 @@ pub enum Op {
     /// A trainable parameter, bound by name (the safetensors key).
     Param(String),
     /// A constant with fixed shape, stored in f64 and cast to the evaluation type.
-    Const { dims: Vec<usize>, data: Vec<f64> },
+    Const {
+        dims: Vec<usize>,
+        data: Vec<f64>,
+    },
     Unary(Unary, NodeId),
     Binary(Binary, NodeId, NodeId),
     /// Matrix product over the last two axes; leading axes must agree.
@@ -42,15 +45,33 @@ pub enum Op {
     /// Axis permutation.
     Transpose(NodeId, Vec<usize>),
     /// Sum over the listed axes (sorted, unique).
-    Sum { x: NodeId, axes: Vec<usize>, keepdim: bool },
+    Sum {
+        x: NodeId,
+        axes: Vec<usize>,
+        keepdim: bool,
+    },
     /// Mean over the listed fixed-size axes.
-    Mean { x: NodeId, axes: Vec<usize>, keepdim: bool },
+    Mean {
+        x: NodeId,
+        axes: Vec<usize>,
+        keepdim: bool,
+    },
     /// Concatenation along a fixed-size axis.
     Concat(Vec<NodeId>, usize),
     /// `x[.., start..end, ..]` along one fixed-size axis.
-    Slice { x: NodeId, axis: usize, start: usize, end: usize },
+    Slice {
+        x: NodeId,
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
     /// Zero padding along one axis (the VJP of `Slice`).
-    Pad { x: NodeId, axis: usize, before: usize, after: usize },
+    Pad {
+        x: NodeId,
+        axis: usize,
+        before: usize,
+        after: usize,
+    },
     /// Reshape to a shape with at most one batch dimension.
     Reshape(NodeId, Shape),
     /// Broadcast the first argument to the shape of the second (whose values are not used).

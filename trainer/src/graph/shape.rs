@@ -45,8 +45,16 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Shape, GraphError> {
     let rank = a.len().max(b.len());
     let mut out = Vec::with_capacity(rank);
     for i in 0..rank {
-        let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { Dim::Fixed(1) };
-        let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { Dim::Fixed(1) };
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            Dim::Fixed(1)
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            Dim::Fixed(1)
+        };
         let d = match (da, db) {
             (x, y) if x == y => x,
             (Dim::Fixed(1), y) => y,

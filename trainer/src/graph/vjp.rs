@@ -10,7 +10,12 @@ use super::{Binary, Graph, GraphError, NodeId, Op, Unary};
 ///
 /// With `seed` = ones over a `[N]` output of per-sample values, each row of the result is that
 /// sample's own gradient, because samples do not interact.
-pub fn vjp(g: &mut Graph, output: NodeId, seed: NodeId, wrt: &[NodeId]) -> Result<Vec<NodeId>, GraphError> {
+pub fn vjp(
+    g: &mut Graph,
+    output: NodeId,
+    seed: NodeId,
+    wrt: &[NodeId],
+) -> Result<Vec<NodeId>, GraphError> {
     if g.shape(seed) != g.shape(output) {
         return Err(GraphError::Shape(format!(
             "vjp seed has shape {:?}, output has {:?}",
@@ -167,7 +172,9 @@ fn rule(
                     .iter()
                     .map(|&ax| match g.shape(x)[ax] {
                         super::Dim::Fixed(n) => Ok(n),
-                        super::Dim::Batch => Err(GraphError::NotDifferentiable("mean over batch".into())),
+                        super::Dim::Batch => {
+                            Err(GraphError::NotDifferentiable("mean over batch".into()))
+                        }
                     })
                     .product::<Result<usize, _>>()?;
                 gx = g.scale(gx, 1.0 / count as f64)?;
@@ -187,14 +194,21 @@ fn rule(
                 offset += width;
             }
         }
-        Op::Slice { x, axis, start, end } => {
+        Op::Slice {
+            x,
+            axis,
+            start,
+            end,
+        } => {
             let total = match g.shape(*x)[*axis] {
                 super::Dim::Fixed(n) => n,
                 super::Dim::Batch => unreachable!("slice axes are fixed-size by construction"),
             };
             out.push((*x, g.pad(gy, *axis, *start, total - end)?));
         }
-        Op::Pad { x, axis, before, .. } => {
+        Op::Pad {
+            x, axis, before, ..
+        } => {
             let width = match g.shape(*x)[*axis] {
                 super::Dim::Fixed(n) => n,
                 super::Dim::Batch => unreachable!("pad axes are fixed-size by construction"),

@@ -27,7 +27,9 @@ impl PathBatch {
     /// Builds the path points for data `xbar` (`[B, D]`, model space) with fresh ε and t from `rng`.
     pub fn sample(xbar: Tensor, rng: &mut impl Rng) -> candle_core::Result<Self> {
         let (b, d) = xbar.dims2()?;
-        let eps: Vec<f32> = (0..b * d).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+        let eps: Vec<f32> = (0..b * d)
+            .map(|_| rng.sample::<f32, _>(StandardNormal))
+            .collect();
         let t: Vec<f32> = (0..b).map(|_| rng.gen_range(T_MIN as f32..=1.0)).collect();
         let device = xbar.device().clone();
         let eps = Tensor::from_vec(eps, (b, d), &device)?.to_dtype(xbar.dtype())?;
@@ -40,7 +42,13 @@ impl PathBatch {
         let tc = t.clamp(0.0, T_MAX)?;
         let col = tc.unsqueeze(1)?;
         let xt = (xbar.broadcast_mul(&col)? + eps.broadcast_mul(&(1.0 - &col)?)?)?;
-        Ok(Self { xbar, eps, t, tc, xt })
+        Ok(Self {
+            xbar,
+            eps,
+            t,
+            tc,
+            xt,
+        })
     }
 
     /// The batch on another device (CPU ↔ GPU), same values.

@@ -22,8 +22,16 @@ pub struct LossTerms {
 impl LossTerms {
     /// `(total, corr, norm, temb, source)` as f64 for logging.
     pub fn values(&self) -> candle_core::Result<[f64; 5]> {
-        let v = |t: &Tensor| -> candle_core::Result<f64> { t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>() };
-        Ok([v(&self.total)?, v(&self.corr)?, v(&self.norm)?, v(&self.temb)?, v(&self.source)?])
+        let v = |t: &Tensor| -> candle_core::Result<f64> {
+            t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()
+        };
+        Ok([
+            v(&self.total)?,
+            v(&self.corr)?,
+            v(&self.norm)?,
+            v(&self.temb)?,
+            v(&self.source)?,
+        ])
     }
 }
 
@@ -55,7 +63,13 @@ fn std_unbiased(v: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// The VPFB loss for one batch: ψ `[B]`, g = ∇ₓψ `[B, D]`, s = ∂ψ/∂t `[B]` at `batch.xt`, `batch.t`.
-pub fn loss(cfg: &LossConfig, psi: &Tensor, g: &Tensor, s: &Tensor, batch: &PathBatch) -> candle_core::Result<LossTerms> {
+pub fn loss(
+    cfg: &LossConfig,
+    psi: &Tensor,
+    g: &Tensor,
+    s: &Tensor,
+    batch: &PathBatch,
+) -> candle_core::Result<LossTerms> {
     loss_with_psi_std(cfg, psi, g, s, batch, None)
 }
 
@@ -95,14 +109,21 @@ pub fn loss_with_psi_std(
                 };
                 ((std_unbiased(&gamma)? * sp)? + 1e-8)?
             }
-            CovMode::Cov => cov.ones_like()?.affine(0.0, (d as f64).sqrt() * (2.0 * std::f64::consts::PI).ln() + 1e-8)?,
+            CovMode::Cov => cov.ones_like()?.affine(
+                0.0,
+                (d as f64).sqrt() * (2.0 * std::f64::consts::PI).ln() + 1e-8,
+            )?,
             CovMode::Off => unreachable!("handled above"),
         };
         ((cov / denom)? * cfg.cov_weight)?
     };
 
     // L_norm: the Dirichlet term.
-    let norm = (reduce(&g.sqr()?.broadcast_mul(&one_minus_t_pow(&batch.tc, cfg.norm_power)?)?, cfg.reduce)? * cfg.norm_weight)?;
+    let norm = (reduce(
+        &g.sqr()?
+            .broadcast_mul(&one_minus_t_pow(&batch.tc, cfg.norm_power)?)?,
+        cfg.reduce,
+    )? * cfg.norm_weight)?;
 
     // L_temb: smoothness of ψ in time.
     let temb = {
@@ -134,5 +155,11 @@ pub fn loss_with_psi_std(
     };
 
     let total = (((&corr + &norm)? + &temb)? + &source)?;
-    Ok(LossTerms { total, corr, norm, temb, source })
+    Ok(LossTerms {
+        total,
+        corr,
+        norm,
+        temb,
+        source,
+    })
 }

@@ -25,7 +25,13 @@ pub struct MlpConfig {
 impl MlpConfig {
     /// A network of the given width and depth with the default time embedding.
     pub fn new(dim: usize, hidden: usize, layers: usize) -> Self {
-        Self { dim, hidden, layers, time_features: 32, time_dim: 32 }
+        Self {
+            dim,
+            hidden,
+            layers,
+            time_features: 32,
+            time_dim: 32,
+        }
     }
 }
 
@@ -40,9 +46,17 @@ impl Network for MlpConfig {
 
     fn u(&self, s: &mut Scope<'_>, x: NodeId, t: NodeId) -> Result<NodeId, GraphError> {
         if self.layers == 0 || self.hidden == 0 || self.dim == 0 {
-            return Err(GraphError::Shape(format!("mlp needs positive dim, hidden and layers, got {self:?}")));
+            return Err(GraphError::Shape(format!(
+                "mlp needs positive dim, hidden and layers, got {self:?}"
+            )));
         }
-        let temb = s.within("temb", |s| TimeEmbedding { features: self.time_features, dim: self.time_dim }.build(s, t))?;
+        let temb = s.within("temb", |s| {
+            TimeEmbedding {
+                features: self.time_features,
+                dim: self.time_dim,
+            }
+            .build(s, t)
+        })?;
         s.within("mlp", |s| {
             let mut h = s.graph.concat(&[x, temb], 1)?;
             let mut width = self.dim + self.time_dim;

@@ -35,7 +35,11 @@ pub struct Scope<'g> {
 
 impl<'g> Scope<'g> {
     pub fn new(graph: &'g mut Graph, specs: &'g mut Vec<ParamSpec>) -> Self {
-        Self { graph, prefix: vec![], specs }
+        Self {
+            graph,
+            prefix: vec![],
+            specs,
+        }
     }
 
     /// Runs `f` in the sub-scope `name`.
@@ -55,14 +59,29 @@ impl<'g> Scope<'g> {
         full.push_str(name);
         let id = self.graph.param(&full, dims)?;
         if !self.specs.iter().any(|s| s.name == full) {
-            self.specs.push(ParamSpec { name: full, dims: dims.to_vec(), init });
+            self.specs.push(ParamSpec {
+                name: full,
+                dims: dims.to_vec(),
+                init,
+            });
         }
         Ok(id)
     }
 
     /// A linear layer `[.., in] → [.., out]` with a `[out, in]` weight and a bias.
-    pub fn linear(&mut self, name: &str, x: NodeId, fan_in: usize, fan_out: usize, zero: bool) -> Result<NodeId, GraphError> {
-        let init = if zero { Init::Zeros } else { Init::Uniform(1.0 / (fan_in as f64).sqrt()) };
+    pub fn linear(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        fan_in: usize,
+        fan_out: usize,
+        zero: bool,
+    ) -> Result<NodeId, GraphError> {
+        let init = if zero {
+            Init::Zeros
+        } else {
+            Init::Uniform(1.0 / (fan_in as f64).sqrt())
+        };
         self.within(name, |s| {
             let w = s.param("weight", &[fan_out, fan_in], init)?;
             let b = s.param("bias", &[fan_out], init)?;
@@ -73,7 +92,13 @@ impl<'g> Scope<'g> {
 
 /// Creates every declared parameter in `varmap`, drawing values from a generator seeded by `seed`
 /// in declaration order, so the same seed always gives the same weights.
-pub fn init_params(specs: &[ParamSpec], varmap: &VarMap, seed: u64, dtype: DType, device: &Device) -> candle_core::Result<()> {
+pub fn init_params(
+    specs: &[ParamSpec],
+    varmap: &VarMap,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> candle_core::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut data = varmap.data().lock().expect("varmap lock");
     for spec in specs {

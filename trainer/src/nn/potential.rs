@@ -47,5 +47,14 @@ pub fn build_potential(net: &dyn Network) -> Result<PotentialGraph, GraphError> 
     let psi = graph.scale(sq, 0.5)?;
     let seed = graph.full_like(1.0, psi)?;
     let grads = vjp(&mut graph, psi, seed, &[x, t])?;
-    Ok(PotentialGraph { graph, x, t, psi, velocity: grads[0], dpsi_dt: grads[1], params, data_shape })
+    Ok(PotentialGraph {
+        graph,
+        x,
+        t,
+        psi,
+        velocity: grads[0],
+        dpsi_dt: grads[1],
+        params,
+        data_shape,
+    })
 }

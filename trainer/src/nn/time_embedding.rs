@@ -19,9 +19,14 @@ impl TimeEmbedding {
     pub fn build(&self, s: &mut Scope<'_>, t: NodeId) -> Result<NodeId, GraphError> {
         let half = self.features / 2;
         if half == 0 || self.features % 2 != 0 {
-            return Err(GraphError::Shape(format!("time features must be a positive even number, got {}", self.features)));
+            return Err(GraphError::Shape(format!(
+                "time features must be a positive even number, got {}",
+                self.features
+            )));
         }
-        let freqs: Vec<f64> = (0..half).map(|i| (-(1e4f64).ln() * i as f64 / half as f64).exp()).collect();
+        let freqs: Vec<f64> = (0..half)
+            .map(|i| (-(1e4f64).ln() * i as f64 / half as f64).exp())
+            .collect();
         let g = &mut *s.graph;
         let t_col = g.reshape(t, vec![Dim::Batch, Dim::Fixed(1)])?;
         let f = g.constant(&[1, half], freqs)?;

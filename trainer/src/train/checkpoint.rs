@@ -22,7 +22,10 @@ pub enum CheckpointError {
     #[error("no checkpoint in {0} (expected {CHECKPOINT_JSON} and {CHECKPOINT_TENSORS})")]
     Missing(PathBuf),
     #[error("cannot access {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("checkpoint {path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 }
@@ -43,30 +46,46 @@ pub struct Checkpoint {
 }
 
 fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     crate::export::write_atomic(path, bytes).map_err(|e| match e {
         crate::export::ExportError::Io { path, source } => CheckpointError::Io { path, source },
-        other => CheckpointError::Io { path: path.to_path_buf(), source: std::io::Error::other(other.to_string()) },
+        other => CheckpointError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
     })
 }
 
 impl Checkpoint {
     /// Writes the tensors and this JSON into `dir`.
-    pub fn save(mut self, dir: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), CheckpointError> {
+    pub fn save(
+        mut self,
+        dir: &Path,
+        tensors: &HashMap<String, Tensor>,
+    ) -> Result<(), CheckpointError> {
         let tpath = dir.join(CHECKPOINT_TENSORS);
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| CheckpointError::Io { path: path.clone(), source }
+            move |source| CheckpointError::Io {
+                path: path.clone(),
+                source,
+            }
         };
-        let bytes = safetensors_bytes(tensors).map_err(|e| CheckpointError::Io { path: tpath.clone(), source: std::io::Error::other(e) })?;
+        let bytes = safetensors_bytes(tensors).map_err(|e| CheckpointError::Io {
+            path: tpath.clone(),
+            source: std::io::Error::other(e),
+        })?;
         self.format = FORMAT;
         self.tensors_fnv1a64 = format!("{:016x}", fnv1a64(&bytes));
         self.tensors_bytes = bytes.len() as u64;
         write_atomic(&tpath, &bytes)?;
-        let json = serde_json::to_vec_pretty(&self).map_err(|e| io(&dir.join(CHECKPOINT_JSON))(std::io::Error::other(e)))?;
+        let json = serde_json::to_vec_pretty(&self)
+            .map_err(|e| io(&dir.join(CHECKPOINT_JSON))(std::io::Error::other(e)))?;
         write_atomic(&dir.join(CHECKPOINT_JSON), &json)
     }
 
@@ -76,26 +95,45 @@ impl Checkpoint {
     }
 
     /// Reads and verifies the checkpoint in `dir`.
-    pub fn load(dir: &Path, device: &Device) -> Result<(Self, HashMap<String, Tensor>), CheckpointError> {
+    pub fn load(
+        dir: &Path,
+        device: &Device,
+    ) -> Result<(Self, HashMap<String, Tensor>), CheckpointError> {
         let jpath = dir.join(CHECKPOINT_JSON);
         let tpath = dir.join(CHECKPOINT_TENSORS);
         if !jpath.exists() || !tpath.exists() {
             return Err(CheckpointError::Missing(dir.to_path_buf()));
         }
-        let corrupt = |path: &Path, reason: String| CheckpointError::Corrupt { path: path.to_path_buf(), reason };
-        let text = std::fs::read(&jpath).map_err(|source| CheckpointError::Io { path: jpath.clone(), source })?;
-        let ck: Checkpoint = serde_json::from_slice(&text).map_err(|e| corrupt(&jpath, e.to_string()))?;
+        let corrupt = |path: &Path, reason: String| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read(&jpath).map_err(|source| CheckpointError::Io {
+            path: jpath.clone(),
+            source,
+        })?;
+        let ck: Checkpoint =
+            serde_json::from_slice(&text).map_err(|e| corrupt(&jpath, e.to_string()))?;
         if ck.format != FORMAT {
-            return Err(corrupt(&jpath, format!("format {} (this build reads {FORMAT})", ck.format)));
+            return Err(corrupt(
+                &jpath,
+                format!("format {} (this build reads {FORMAT})", ck.format),
+            ));
         }
-        let bytes = std::fs::read(&tpath).map_err(|source| CheckpointError::Io { path: tpath.clone(), source })?;
-        if bytes.len() as u64 != ck.tensors_bytes || format!("{:016x}", fnv1a64(&bytes)) != ck.tensors_fnv1a64 {
+        let bytes = std::fs::read(&tpath).map_err(|source| CheckpointError::Io {
+            path: tpath.clone(),
+            source,
+        })?;
+        if bytes.len() as u64 != ck.tensors_bytes
+            || format!("{:016x}", fnv1a64(&bytes)) != ck.tensors_fnv1a64
+        {
             return Err(corrupt(
                 &tpath,
                 format!("{} bytes with a hash that does not match {CHECKPOINT_JSON} (truncated or modified)", bytes.len()),
             ));
         }
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| corrupt(&tpath, e.to_string()))?;
+        let tensors = candle_core::safetensors::load_buffer(&bytes, device)
+            .map_err(|e| corrupt(&tpath, e.to_string()))?;
         Ok((ck, tensors))
     }
 }

@@ -29,32 +29,61 @@ pub struct SampleQuality {
 }
 
 /// Draws `n` samples (raw units) from a potential by RK4 with `steps` steps, from seeded noise.
-pub fn draw_samples(trainer: &Trainer, params: &HashMap<String, Tensor>, n: usize, steps: usize, seed: u64) -> Result<Vec<f64>, FitError> {
+pub fn draw_samples(
+    trainer: &Trainer,
+    params: &HashMap<String, Tensor>,
+    n: usize,
+    steps: usize,
+    seed: u64,
+) -> Result<Vec<f64>, FitError> {
     let d = trainer.dataset.dim();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut x: Vec<f32> = (0..n * d).map(|_| StandardNormal.sample(&mut rng)).collect();
-    let field = CandleField { pg: &trainer.pg, params: params.clone(), device: trainer.device.clone() };
-    integrate(&field, &mut x, Solver::Rk4 { steps }, T_START, T_END).map_err(|e| FitError::Invalid(e.to_string()))?;
+    let mut x: Vec<f32> = (0..n * d)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
+    let field = CandleField {
+        pg: &trainer.pg,
+        params: params.clone(),
+        device: trainer.device.clone(),
+    };
+    integrate(&field, &mut x, Solver::Rk4 { steps }, T_START, T_END)
+        .map_err(|e| FitError::Invalid(e.to_string()))?;
     let model: Vec<f64> = x.into_iter().map(f64::from).collect();
     Ok(to_raw_space(&trainer.normalization, &model, d))
 }
 
 /// Sample quality for generator data (None for tables, which have no fresh truth to draw).
-pub fn sample_quality(trainer: &Trainer, params: &HashMap<String, Tensor>, n: usize, steps: usize) -> Result<Option<SampleQuality>, FitError> {
-    let Dataset::Generator(toy) = &trainer.dataset else { return Ok(None) };
+pub fn sample_quality(
+    trainer: &Trainer,
+    params: &HashMap<String, Tensor>,
+    n: usize,
+    steps: usize,
+) -> Result<Option<SampleQuality>, FitError> {
+    let Dataset::Generator(toy) = &trainer.dataset else {
+        return Ok(None);
+    };
     let samples = draw_samples(trainer, params, n, steps, 0x5a3e)?;
     let truth = toy.sample(n, &mut StdRng::seed_from_u64(0x7e57));
     let truth2 = toy.sample(n, &mut StdRng::seed_from_u64(0x7e58));
     let swd = sliced_wasserstein(&samples, &truth, 2, 256);
     let floor = sliced_wasserstein(&truth2, &truth, 2, 256);
-    Ok(Some(SampleQuality { samples: n, solver: format!("rk4, {steps} steps"), swd, swd_floor: floor, ratio: swd / floor }))
+    Ok(Some(SampleQuality {
+        samples: n,
+        solver: format!("rk4, {steps} steps"),
+        swd,
+        swd_floor: floor,
+        ratio: swd / floor,
+    }))
 }
 
 /// Writes `loss.png` and, for 2-D data, `psi.png` (ψ(x, 1) of the EMA weights); returns the paths.
 pub fn write_plots(trainer: &Trainer) -> Result<Vec<PathBuf>, FitError> {
     let mut written = vec![];
     let csv = trainer.dir.join(LOSS_CSV);
-    let text = std::fs::read_to_string(&csv).map_err(|source| FitError::Io { path: csv.clone(), source })?;
+    let text = std::fs::read_to_string(&csv).map_err(|source| FitError::Io {
+        path: csv.clone(),
+        source,
+    })?;
     let points: Vec<(f64, f64)> = text
         .lines()
         .skip(1)
@@ -64,7 +93,8 @@ pub fn write_plots(trainer: &Trainer) -> Result<Vec<PathBuf>, FitError> {
         })
         .collect();
     let loss_png = trainer.dir.join("loss.png");
-    plot::loss_curve(&points, &loss_png).map_err(|e| FitError::Invalid(format!("writing {}: {e}", loss_png.display())))?;
+    plot::loss_curve(&points, &loss_png)
+        .map_err(|e| FitError::Invalid(format!("writing {}: {e}", loss_png.display())))?;
     written.push(loss_png);
     if trainer.dataset.dim() == 2 {
         let val = trainer.dataset.validation();
@@ -85,8 +115,15 @@ pub fn write_plots(trainer: &Trainer) -> Result<Vec<PathBuf>, FitError> {
                 raw.push(hi.1 - (r as f64 + 0.5) / res as f64 * (hi.1 - lo.1));
             }
         }
-        let x: Vec<f32> = to_model_space(&trainer.normalization, &raw, 2).into_iter().map(|v| v as f32).collect();
-        let field = CandleField { pg: &trainer.pg, params: trainer.ema_params(), device: trainer.device.clone() };
+        let x: Vec<f32> = to_model_space(&trainer.normalization, &raw, 2)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let field = CandleField {
+            pg: &trainer.pg,
+            params: trainer.ema_params(),
+            device: trainer.device.clone(),
+        };
         let mut psi = Vec::with_capacity(res * res);
         for chunk in x.chunks(8192) {
             let [p, _, _] = field.evaluate(chunk, &vec![1.0; chunk.len() / 2])?;
@@ -94,7 +131,8 @@ pub fn write_plots(trainer: &Trainer) -> Result<Vec<PathBuf>, FitError> {
         }
         let points: Vec<(f64, f64)> = val.chunks(2).take(1000).map(|p| (p[0], p[1])).collect();
         let psi_png = trainer.dir.join("psi.png");
-        plot::heatmap(&psi, res, lo, hi, &points, &psi_png).map_err(|e| FitError::Invalid(format!("writing {}: {e}", psi_png.display())))?;
+        plot::heatmap(&psi, res, lo, hi, &points, &psi_png)
+            .map_err(|e| FitError::Invalid(format!("writing {}: {e}", psi_png.display())))?;
         written.push(psi_png);
     }
     Ok(written)

@@ -36,9 +36,20 @@ pub enum FitError {
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the loss became non-finite at step {step} (loss {loss}, corr {corr}, norm {norm}, temb {temb}, source {src}); the last good checkpoint ({checkpoint}) was left intact — lower --lr or check the data")]
-    NonFinite { step: usize, loss: f64, corr: f64, norm: f64, temb: f64, src: f64, checkpoint: String },
+    NonFinite {
+        step: usize,
+        loss: f64,
+        corr: f64,
+        norm: f64,
+        temb: f64,
+        src: f64,
+        checkpoint: String,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -83,13 +94,23 @@ fn step_rng(seed: u64, step: usize) -> StdRng {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> FitError + '_ {
-    move |source| FitError::Io { path: path.to_path_buf(), source }
+    move |source| FitError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl Trainer {
-    fn assemble(config: RunConfig, dir: &Path, device: Device) -> Result<(PotentialGraph, Dataset, VarMap), FitError> {
+    fn assemble(
+        config: RunConfig,
+        dir: &Path,
+        device: Device,
+    ) -> Result<(PotentialGraph, Dataset, VarMap), FitError> {
         if config.batch < 2 {
-            return Err(FitError::Invalid(format!("--batch must be at least 2 (got {})", config.batch)));
+            return Err(FitError::Invalid(format!(
+                "--batch must be at least 2 (got {})",
+                config.batch
+            )));
         }
         let dataset = Dataset::load(&config.data, config.seed)?;
         let net = config.arch.network();
@@ -108,7 +129,13 @@ impl Trainer {
     }
 
     fn vars(varmap: &VarMap) -> Vec<(String, Var)> {
-        varmap.data().lock().expect("varmap lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        varmap
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Starts a new run in `dir` (created if needed). Refuses a folder that already holds a checkpoint.
@@ -127,8 +154,20 @@ impl Trainer {
         let normalization = dataset.normalization()?;
         let opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap))?;
         let csv = dir.join(LOSS_CSV);
-        crate::export::write_atomic(&csv, format!("{LOSS_HEADER}\n").as_bytes()).map_err(|e| FitError::Invalid(e.to_string()))?;
-        Ok(Self { config, dir: dir.to_path_buf(), pg, varmap, opt, dataset, normalization, device, pending_log: vec![], last_checkpoint: None })
+        crate::export::write_atomic(&csv, format!("{LOSS_HEADER}\n").as_bytes())
+            .map_err(|e| FitError::Invalid(e.to_string()))?;
+        Ok(Self {
+            config,
+            dir: dir.to_path_buf(),
+            pg,
+            varmap,
+            opt,
+            dataset,
+            normalization,
+            device,
+            pending_log: vec![],
+            last_checkpoint: None,
+        })
     }
 
     /// Continues the run in `dir` from its checkpoint; `steps` may raise the run's total.
@@ -137,7 +176,10 @@ impl Trainer {
         let mut config = ck.config.clone();
         if let Some(s) = steps {
             if s < ck.step {
-                return Err(FitError::Invalid(format!("--steps {s} is below the checkpoint's step {}", ck.step)));
+                return Err(FitError::Invalid(format!(
+                    "--steps {s} is below the checkpoint's step {}",
+                    ck.step
+                )));
             }
             config.steps = s;
         }
@@ -145,13 +187,20 @@ impl Trainer {
         let mut opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap))?;
         let get = |key: String| -> Result<Tensor, FitError> {
             tensors.get(&key).cloned().ok_or_else(|| {
-                FitError::Checkpoint(CheckpointError::Corrupt { path: dir.join(super::CHECKPOINT_TENSORS), reason: format!("tensor `{key}` is missing") })
+                FitError::Checkpoint(CheckpointError::Corrupt {
+                    path: dir.join(super::CHECKPOINT_TENSORS),
+                    reason: format!("tensor `{key}` is missing"),
+                })
             })
         };
         for (name, var) in opt.params().to_vec() {
             let p = get(format!("param.{name}"))?;
             if p.dims() != var.as_tensor().dims() {
-                return Err(FitError::Invalid(format!("checkpoint tensor param.{name} has shape {:?}, the model {:?}", p.dims(), var.as_tensor().dims())));
+                return Err(FitError::Invalid(format!(
+                    "checkpoint tensor param.{name} has shape {:?}, the model {:?}",
+                    p.dims(),
+                    var.as_tensor().dims()
+                )));
             }
             var.set(&p)?;
             opt.ema.insert(name.clone(), get(format!("ema.{name}"))?);
@@ -164,12 +213,19 @@ impl Trainer {
         let kept: String = match std::fs::read_to_string(&csv) {
             Ok(text) => text
                 .lines()
-                .filter(|l| l.starts_with("step") || l.split(',').next().and_then(|s| s.parse::<usize>().ok()).is_some_and(|s| s <= ck.step))
+                .filter(|l| {
+                    l.starts_with("step")
+                        || l.split(',')
+                            .next()
+                            .and_then(|s| s.parse::<usize>().ok())
+                            .is_some_and(|s| s <= ck.step)
+                })
                 .map(|l| format!("{l}\n"))
                 .collect(),
             Err(_) => format!("{LOSS_HEADER}\n"),
         };
-        crate::export::write_atomic(&csv, kept.as_bytes()).map_err(|e| FitError::Invalid(e.to_string()))?;
+        crate::export::write_atomic(&csv, kept.as_bytes())
+            .map_err(|e| FitError::Invalid(e.to_string()))?;
         Ok(Self {
             config,
             dir: dir.to_path_buf(),
@@ -186,7 +242,11 @@ impl Trainer {
 
     /// Parameter tensors by name (the live weights).
     pub fn params(&self) -> HashMap<String, Tensor> {
-        self.opt.params().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
+        self.opt
+            .params()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+            .collect()
     }
 
     /// EMA weights by name (what export and sampling use).
@@ -201,15 +261,34 @@ impl Trainer {
         let dim = self.dataset.dim();
         let b = self.config.batch;
         let raw = self.dataset.batch(b, &mut rng);
-        let xbar: Vec<f32> = to_model_space(&self.normalization, &raw, dim).into_iter().map(|v| v as f32).collect();
+        let xbar: Vec<f32> = to_model_space(&self.normalization, &raw, dim)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         let xbar = Tensor::from_vec(xbar, (b, dim), &self.device)?;
         let batch = PathBatch::sample(xbar, &mut rng)?;
         let params = self.params();
-        let inputs = HashMap::from([("x".to_string(), batch.xt.clone()), ("t".to_string(), batch.t.clone())]);
-        let out = eval(&self.pg.graph, &Bindings { inputs, params: &params }, &[self.pg.psi, self.pg.velocity, self.pg.dpsi_dt], DType::F32, &self.device)?;
+        let inputs = HashMap::from([
+            ("x".to_string(), batch.xt.clone()),
+            ("t".to_string(), batch.t.clone()),
+        ]);
+        let out = eval(
+            &self.pg.graph,
+            &Bindings {
+                inputs,
+                params: &params,
+            },
+            &[self.pg.psi, self.pg.velocity, self.pg.dpsi_dt],
+            DType::F32,
+            &self.device,
+        )?;
         let terms = loss(&self.config.loss, &out[0], &out[1], &out[2], &batch)?;
         let values = terms.values()?;
-        let log = StepLog { step: step + 1, terms: values, lr: self.opt.lr_at(step) };
+        let log = StepLog {
+            step: step + 1,
+            terms: values,
+            lr: self.opt.lr_at(step),
+        };
         if values.iter().any(|v| !v.is_finite()) {
             self.pending_log.push(log);
             let _ = self.flush_log();
@@ -240,11 +319,18 @@ impl Trainer {
             return Ok(());
         }
         let path = self.dir.join(LOSS_CSV);
-        let mut f = std::fs::OpenOptions::new().append(true).create(true).open(&path).map_err(io_err(&path))?;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         let mut text = String::new();
         for l in self.pending_log.drain(..) {
             let [a, b, c, d, e] = l.terms;
-            text.push_str(&format!("{},{a:.8e},{b:.8e},{c:.8e},{d:.8e},{e:.8e},{:.6e}\n", l.step, l.lr));
+            text.push_str(&format!(
+                "{},{a:.8e},{b:.8e},{c:.8e},{d:.8e},{e:.8e},{:.6e}\n",
+                l.step, l.lr
+            ));
         }
         f.write_all(text.as_bytes()).map_err(io_err(&path))
     }
@@ -264,7 +350,10 @@ impl Trainer {
             step: self.opt.step,
             config: self.config.clone(),
             normalization: self.normalization.clone(),
-            rng: format!("derived per step from seed {} and the step number", self.config.seed),
+            rng: format!(
+                "derived per step from seed {} and the step number",
+                self.config.seed
+            ),
             tensors_fnv1a64: String::new(),
             tensors_bytes: 0,
         };
@@ -279,7 +368,8 @@ impl Trainer {
         while self.opt.step < self.config.steps {
             let log = self.step()?;
             progress.on_step(&log, self.config.steps);
-            if log.step % self.config.checkpoint_every.max(1) == 0 || log.step == self.config.steps {
+            if log.step % self.config.checkpoint_every.max(1) == 0 || log.step == self.config.steps
+            {
                 self.checkpoint()?;
                 progress.on_checkpoint(log.step);
             }

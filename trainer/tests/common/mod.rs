@@ -18,7 +18,9 @@ pub fn rng(seed: u64) -> StdRng {
 }
 
 pub fn normal(rng: &mut StdRng, n: usize, scale: f64) -> Vec<f64> {
-    (0..n).map(|_| scale * rng.sample::<f64, _>(StandardNormal)).collect()
+    (0..n)
+        .map(|_| scale * rng.sample::<f64, _>(StandardNormal))
+        .collect()
 }
 
 pub fn uniform(rng: &mut StdRng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
@@ -30,16 +32,43 @@ pub fn tensor(data: &[f64], dims: &[usize]) -> Tensor {
 }
 
 pub fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
 }
 
 /// Evaluates `targets` of `g` in `dtype` with the given inputs and parameters.
-pub fn run(g: &Graph, inputs: &HashMap<String, Tensor>, params: &HashMap<String, Tensor>, targets: &[NodeId], dtype: DType) -> Vec<Tensor> {
-    eval(g, &Bindings { inputs: inputs.clone(), params }, targets, dtype, &Device::Cpu).unwrap()
+pub fn run(
+    g: &Graph,
+    inputs: &HashMap<String, Tensor>,
+    params: &HashMap<String, Tensor>,
+    targets: &[NodeId],
+    dtype: DType,
+) -> Vec<Tensor> {
+    eval(
+        g,
+        &Bindings {
+            inputs: inputs.clone(),
+            params,
+        },
+        targets,
+        dtype,
+        &Device::Cpu,
+    )
+    .unwrap()
 }
 
 /// A small MLP potential whose every parameter (the output layer too) is random and non-zero.
-pub fn random_mlp(dim: usize, hidden: usize, layers: usize, seed: u64, dtype: DType) -> (PotentialGraph, VarMap) {
+pub fn random_mlp(
+    dim: usize,
+    hidden: usize,
+    layers: usize,
+    seed: u64,
+    dtype: DType,
+) -> (PotentialGraph, VarMap) {
     let mut cfg = MlpConfig::new(dim, hidden, layers);
     cfg.time_features = 8;
     cfg.time_dim = 16;
@@ -81,4 +110,3 @@ pub fn gradient_loss(g: &Tensor, s: &Tensor, u: &Tensor) -> Tensor {
     let c = s.sqr().unwrap().mean_all().unwrap();
     ((a + b).unwrap() + c).unwrap()
 }
-

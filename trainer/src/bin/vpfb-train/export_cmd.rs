@@ -24,10 +24,19 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
-    let default: Score = a.default_score.parse().map_err(anyhow::Error::msg).context("--default-score")?;
-    let trainer = Trainer::resume(&a.run, None, Device::Cpu).with_context(|| format!("loading the run in {}", a.run.display()))?;
+    let default: Score = a
+        .default_score
+        .parse()
+        .map_err(anyhow::Error::msg)
+        .context("--default-score")?;
+    let trainer = Trainer::resume(&a.run, None, Device::Cpu)
+        .with_context(|| format!("loading the run in {}", a.run.display()))?;
     let net = trainer.config.arch.network();
-    let mut meta = ModelMeta::new(net.data_shape(), trainer.normalization.clone(), net.describe());
+    let mut meta = ModelMeta::new(
+        net.data_shape(),
+        trainer.normalization.clone(),
+        net.describe(),
+    );
     meta.training = Some(serde_json::json!({
         "dataset": trainer.config.data.to_string(),
         "steps": trainer.opt.step,
@@ -39,10 +48,15 @@ pub fn run(a: ExportArgs) -> Result<()> {
     }));
     let ema = trainer.ema_params();
     let d = trainer.dataset.dim();
-    let val: Vec<f32> = to_model_space(&trainer.normalization, &trainer.dataset.validation(), d).into_iter().map(|v| v as f32).collect();
-    let ood = calibrate(&trainer.pg, &ema, &val, default, &trainer.device).context("calibrating OOD scores on the validation split")?;
+    let val: Vec<f32> = to_model_space(&trainer.normalization, &trainer.dataset.validation(), d)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    let ood = calibrate(&trainer.pg, &ema, &val, default, &trainer.device)
+        .context("calibrating OOD scores on the validation split")?;
     meta.ood = Some(ood.clone());
-    let report = export_with(&trainer.pg, &ema, &meta, &a.out).with_context(|| format!("exporting to {}", a.out.display()))?;
+    let report = export_with(&trainer.pg, &ema, &meta, &a.out)
+        .with_context(|| format!("exporting to {}", a.out.display()))?;
     println!(
         "wrote {} (step {}, EMA weights; parity vs Candle at batch 1/7/1024: psi {:.1e}, velocity {:.1e}, dpsi_dt {:.1e})",
         a.out.display(),
@@ -51,9 +65,16 @@ pub fn run(a: ExportArgs) -> Result<()> {
         report.velocity,
         report.dpsi_dt
     );
-    println!("OOD calibration on {} validation records (default score {}):", val.len() / d, ood.default_score);
+    println!(
+        "OOD calibration on {} validation records (default score {}):",
+        val.len() / d,
+        ood.default_score
+    );
     for (name, cal) in &ood.scores {
-        println!("  {name:<10} 5% false-positive threshold {:.5}", cal.threshold);
+        println!(
+            "  {name:<10} 5% false-positive threshold {:.5}",
+            cal.threshold
+        );
     }
     Ok(())
 }

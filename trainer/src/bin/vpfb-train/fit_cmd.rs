@@ -108,7 +108,9 @@ pub struct FitArgs {
 fn device(spec: &str) -> Result<Device> {
     match spec {
         "cpu" => Ok(Device::Cpu),
-        s if s == "cuda" || s.starts_with("cuda:") => bail!("--device {s}: this vpfb-train was built without the `cuda` feature"),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            bail!("--device {s}: this vpfb-train was built without the `cuda` feature")
+        }
         s => bail!("unknown --device `{s}` (expected cpu or cuda[:N])"),
     }
 }
@@ -157,11 +159,21 @@ fn loss_config(a: &FitArgs) -> LossConfig {
 pub fn run(a: FitArgs) -> Result<()> {
     let device = device(&a.device)?;
     let mut trainer = if a.resume {
-        Trainer::resume(&a.out, a.steps, device).with_context(|| format!("resuming the run in {}", a.out.display()))?
+        Trainer::resume(&a.out, a.steps, device)
+            .with_context(|| format!("resuming the run in {}", a.out.display()))?
     } else {
-        let data: DataSpec = a.data.as_deref().unwrap_or_default().parse().context("--data")?;
-        let Some(steps) = a.steps else { bail!("--steps is required for a new run") };
-        let dim = vpfb_trainer::data::Dataset::load(&data, a.seed).with_context(|| format!("loading {data}"))?.dim();
+        let data: DataSpec = a
+            .data
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .context("--data")?;
+        let Some(steps) = a.steps else {
+            bail!("--steps is required for a new run")
+        };
+        let dim = vpfb_trainer::data::Dataset::load(&data, a.seed)
+            .with_context(|| format!("loading {data}"))?
+            .dim();
         let arch = match a.arch {
             Arch::Mlp => ArchConfig::Mlp(MlpConfig::new(dim, a.hidden, a.layers)),
         };
@@ -169,14 +181,21 @@ pub fn run(a: FitArgs) -> Result<()> {
             data,
             arch,
             loss: loss_config(&a),
-            optim: OptimConfig { lr: a.lr, warmup: a.warmup, grad_clip: a.grad_clip, ema_decay: a.ema_decay, ..OptimConfig::default() },
+            optim: OptimConfig {
+                lr: a.lr,
+                warmup: a.warmup,
+                grad_clip: a.grad_clip,
+                ema_decay: a.ema_decay,
+                ..OptimConfig::default()
+            },
             batch: a.batch,
             steps,
             seed: a.seed,
             checkpoint_every: a.checkpoint_every,
             log_every: a.log_every,
         };
-        Trainer::create(config, &a.out, device).with_context(|| format!("starting a run in {}", a.out.display()))?
+        Trainer::create(config, &a.out, device)
+            .with_context(|| format!("starting a run in {}", a.out.display()))?
     };
     let start_step = trainer.opt.step;
     println!(
@@ -196,13 +215,20 @@ pub fn run(a: FitArgs) -> Result<()> {
     result.with_context(|| format!("training in {}", a.out.display()))?;
     let wall = t0.elapsed().as_secs_f64();
     let rate = (trainer.opt.step - start_step) as f64 / wall.max(1e-9);
-    println!("trained to step {} in {wall:.1} s ({rate:.1} steps/s); checkpoint in {}", trainer.opt.step, a.out.display());
+    println!(
+        "trained to step {} in {wall:.1} s ({rate:.1} steps/s); checkpoint in {}",
+        trainer.opt.step,
+        a.out.display()
+    );
     for p in write_plots(&trainer).context("writing plots")? {
         println!("wrote {}", p.display());
     }
-    let mut metrics = serde_json::json!({ "step": trainer.opt.step, "wall_s": wall, "steps_per_s": rate });
+    let mut metrics =
+        serde_json::json!({ "step": trainer.opt.step, "wall_s": wall, "steps_per_s": rate });
     if !a.no_eval {
-        if let Some(q) = sample_quality(&trainer, &trainer.ema_params(), 5000, 100).context("evaluating samples")? {
+        if let Some(q) = sample_quality(&trainer, &trainer.ema_params(), 5000, 100)
+            .context("evaluating samples")?
+        {
             println!(
                 "sample quality: sliced W2 {:.4} vs two-sample floor {:.4} (ratio {:.2}) over {} samples, {}",
                 q.swd, q.swd_floor, q.ratio, q.samples, q.solver

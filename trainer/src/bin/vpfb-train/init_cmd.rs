@@ -29,14 +29,20 @@ pub struct InitArgs {
 
 pub fn run(a: InitArgs) -> Result<()> {
     if a.dim == 0 || a.hidden == 0 || a.layers == 0 {
-        bail!("--dim, --hidden and --layers must be positive (got {}, {}, {})", a.dim, a.hidden, a.layers);
+        bail!(
+            "--dim, --hidden and --layers must be positive (got {}, {}, {})",
+            a.dim,
+            a.hidden,
+            a.layers
+        );
     }
     let net = MlpConfig::new(a.dim, a.hidden, a.layers);
     let pg = build_potential(&net).context("building the potential graph")?;
     let varmap = VarMap::new();
     init_params(&pg.params, &varmap, a.seed, DType::F32, &Device::Cpu)?;
     let meta = ModelMeta::new(net.data_shape(), Normalization::Identity, net.describe());
-    let report = export_model(&pg, &varmap, &meta, &a.out).with_context(|| format!("exporting to {}", a.out.display()))?;
+    let report = export_model(&pg, &varmap, &meta, &a.out)
+        .with_context(|| format!("exporting to {}", a.out.display()))?;
     println!(
         "wrote {} (parity vs Candle: psi {:.1e}, velocity {:.1e}, dpsi_dt {:.1e})",
         a.out.display(),

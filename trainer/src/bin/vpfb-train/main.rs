@@ -5,13 +5,16 @@ mod fit_cmd;
 mod init_cmd;
 mod progress;
 
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "vpfb-train", version, about = "Train VPFB potentials with Candle and export them to ONNX")]
+#[command(
+    name = "vpfb-train",
+    version,
+    about = "Train VPFB potentials with Candle and export them to ONNX"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -17,11 +17,21 @@ impl Reporter {
     pub fn new(start_step: usize, total: usize) -> Self {
         let bar = std::io::stdout().is_terminal().then(|| {
             let b = ProgressBar::new(total as u64);
-            b.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}").expect("valid template"));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+                )
+                .expect("valid template"),
+            );
             b.set_position(start_step as u64);
             b
         });
-        Self { bar, start: Instant::now(), start_step, every: (total / 50).clamp(1, 1000) }
+        Self {
+            bar,
+            start: Instant::now(),
+            start_step,
+            every: (total / 50).clamp(1, 1000),
+        }
     }
 
     /// Steps per second since this reporter started.
