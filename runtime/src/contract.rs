@@ -42,6 +42,36 @@ pub enum Normalization {
 }
 
 impl Normalization {
+    /// Raw records (row-major, `features` values each) to model space.
+    pub fn to_model(&self, raw: &[f64], features: usize) -> Vec<f64> {
+        match self {
+            Normalization::Standardize { mean, std } => raw
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v - mean[i % features]) / std[i % features])
+                .collect(),
+            Normalization::Affine { offset, scale } => {
+                raw.iter().map(|v| (v - offset) / scale).collect()
+            }
+            Normalization::Identity => raw.to_vec(),
+        }
+    }
+
+    /// Model-space records back to raw units.
+    pub fn to_raw(&self, model: &[f64], features: usize) -> Vec<f64> {
+        match self {
+            Normalization::Standardize { mean, std } => model
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * std[i % features] + mean[i % features])
+                .collect(),
+            Normalization::Affine { offset, scale } => {
+                model.iter().map(|v| v * scale + offset).collect()
+            }
+            Normalization::Identity => model.to_vec(),
+        }
+    }
+
     fn validate(&self, features: usize) -> Result<(), String> {
         match self {
             Normalization::Identity => Ok(()),

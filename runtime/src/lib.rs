@@ -6,8 +6,11 @@
 
 pub mod contract;
 mod error;
+pub mod io;
 pub mod model_file;
 pub mod ood;
+pub mod sampling;
+pub mod scoring;
 pub mod solver;
 pub mod tract_backend;
 

@@ -82,3 +82,31 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 pub const CALIBRATION_LEVELS: [f64; 9] = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99];
 /// The default threshold: 5 % of in-distribution records flagged.
 pub const DEFAULT_FPR: f64 = 0.05;
+
+/// Area under the ROC curve of `scores` (higher = more anomalous) for `labels` (true = anomaly), with
+/// ties counted half.
+pub fn auroc(scores: &[f64], labels: &[bool]) -> Option<f64> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&i, &j| scores[i].total_cmp(&scores[j]));
+    let (pos, neg) = labels.iter().fold(
+        (0usize, 0usize),
+        |(p, n), &l| if l { (p + 1, n) } else { (p, n + 1) },
+    );
+    if pos == 0 || neg == 0 {
+        return None;
+    }
+    // Sum of positive ranks with average ranks for ties (Mann–Whitney U).
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
+        rank_sum += (i..=j).filter(|&k| labels[idx[k]]).count() as f64 * avg_rank;
+        i = j + 1;
+    }
+    let u = rank_sum - (pos * (pos + 1)) as f64 / 2.0;
+    Some(u / (pos as f64 * neg as f64))
+}

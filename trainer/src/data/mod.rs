@@ -139,32 +139,12 @@ impl Dataset {
     }
 }
 
-/// Maps raw rows to model space with a standardisation (identity for other normalisations).
+/// Maps raw rows to model space (the runtime's own mapping, so both halves agree by construction).
 pub fn to_model_space(norm: &Normalization, raw: &[f64], dim: usize) -> Vec<f64> {
-    match norm {
-        Normalization::Standardize { mean, std } => raw
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (v - mean[i % dim]) / std[i % dim])
-            .collect(),
-        Normalization::Affine { offset, scale } => {
-            raw.iter().map(|v| (v - offset) / scale).collect()
-        }
-        Normalization::Identity => raw.to_vec(),
-    }
+    norm.to_model(raw, dim)
 }
 
 /// Maps model-space rows back to raw units.
 pub fn to_raw_space(norm: &Normalization, model: &[f64], dim: usize) -> Vec<f64> {
-    match norm {
-        Normalization::Standardize { mean, std } => model
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v * std[i % dim] + mean[i % dim])
-            .collect(),
-        Normalization::Affine { offset, scale } => {
-            model.iter().map(|v| v * scale + offset).collect()
-        }
-        Normalization::Identity => model.to_vec(),
-    }
+    norm.to_raw(model, dim)
 }

@@ -1,42 +1,23 @@
-//! `vpfb`: run VPFB models on CPUs and edge devices.
-
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
-use vpfb_runtime::ModelFile;
+use clap::Args;
 
-#[derive(Parser)]
-#[command(
-    name = "vpfb",
-    version,
-    about = "Run VPFB potential-flow models (ONNX) on CPUs and edge devices"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+#[derive(Args)]
+pub struct InfoArgs {
+    /// Model file (.onnx) written by `vpfb-train`.
+    model: PathBuf,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Print a model's inputs, outputs, metadata and OOD calibration.
-    Info {
-        /// Model file (.onnx) written by `vpfb-train`.
-        model: PathBuf,
-    },
-}
-
-fn info(path: &PathBuf) -> Result<()> {
-    let file = ModelFile::load(path).with_context(|| format!("loading {}", path.display()))?;
-    // Build the tract plan too, so `info` also proves the file runs here.
-    let model = vpfb_runtime::TractModel::new(file.clone())
-        .with_context(|| format!("preparing {} for evaluation", path.display()))?;
+pub fn run(a: InfoArgs) -> Result<()> {
+    let model = super::model_arg::load(&a.model)?;
+    let file = model.file();
+    // Evaluate once, so `info` also proves the file runs here.
     model
         .evaluate(&vec![0.0; file.meta.record_len()], &[1.0])
-        .with_context(|| format!("evaluating {} on one record", path.display()))?;
+        .with_context(|| format!("evaluating {} on one record", a.model.display()))?;
     let m = &file.meta;
-    println!("model:          {}", path.display());
+    println!("model:          {}", a.model.display());
     println!("format version: {}", m.format_version);
     println!(
         "producer:       {} {}",
@@ -85,18 +66,4 @@ fn info(path: &PathBuf) -> Result<()> {
         None => println!("ood:            (not calibrated)"),
     }
     Ok(())
-}
-
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Info { model } => info(model),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -1,0 +1,129 @@
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use vpfb_runtime::io::{parse_record, read_records, write_records};
+use vpfb_runtime::ood::{auroc, Score};
+use vpfb_runtime::scoring::{default_score, score_raw, threshold};
+use vpfb_runtime::TractModel;
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// Model file (.onnx).
+    #[arg(long)]
+    model: PathBuf,
+    /// Records to score: .csv (raw units, same columns as training; optional header) or .npy.
+    #[arg(long, required_unless_present = "stream", conflicts_with = "stream")]
+    input: Option<PathBuf>,
+    /// Score: paper, grad-norm or recon (default: the model's).
+    #[arg(long)]
+    score: Option<String>,
+    /// Outlier threshold (default: the model's calibrated 5 % false-positive point).
+    #[arg(long, allow_negative_numbers = true)]
+    threshold: Option<f64>,
+    /// Output CSV with header `anomaly_score,outlier`.
+    #[arg(long, required_unless_present = "stream")]
+    out: Option<PathBuf>,
+    /// One 0/1 per input row (1 = outlier): also print the AUROC.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Read one CSV record per line on stdin, write one `anomaly_score,outlier` line per record.
+    #[arg(long)]
+    stream: bool,
+}
+
+fn stream(model: &TractModel, score: Score, thr: f64) -> Result<()> {
+    let d = model.file().meta.record_len();
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for (i, line) in stdin.lock().lines().enumerate() {
+        let line = line.context("reading stdin")?;
+        let reply = match parse_record(&line) {
+            Ok(rec) if rec.len() == d => match score_raw(model, &rec, score) {
+                Ok(s) => format!("{},{}", s[0], u8::from(s[0] > thr)),
+                Err(e) => format!("error: record {}: {e}", i + 1),
+            },
+            Ok(rec) => format!(
+                "error: record {}: {} values, the model takes {d}",
+                i + 1,
+                rec.len()
+            ),
+            Err(e) => format!("error: record {}: {e}", i + 1),
+        };
+        // A closed pipe ends the stream quietly.
+        if writeln!(out, "{reply}").and_then(|_| out.flush()).is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(a: ScoreArgs) -> Result<()> {
+    let model = super::model_arg::load(&a.model)?;
+    let score: Score = match &a.score {
+        Some(s) => s.parse().map_err(anyhow::Error::msg)?,
+        None => default_score(&model),
+    };
+    let thr = threshold(&model, score, a.threshold).map_err(anyhow::Error::msg)?;
+    if a.stream {
+        return stream(&model, score, thr);
+    }
+    let (input, out) = (
+        a.input.expect("clap requires --input"),
+        a.out.expect("clap requires --out"),
+    );
+    let records = read_records(&input)?;
+    let d = model.file().meta.record_len();
+    if records.cols != d {
+        bail!(
+            "{} has {} columns, the model takes {d}",
+            input.display(),
+            records.cols
+        );
+    }
+    let scores = score_raw(&model, &records.values, score).context("scoring")?;
+    let rows: Vec<f64> = scores
+        .iter()
+        .flat_map(|&s| [s, f64::from(u8::from(s > thr))])
+        .collect();
+    write_records(&out, "anomaly_score,outlier", 2, &rows)?;
+    let flagged = scores.iter().filter(|&&s| s > thr).count();
+    eprintln!(
+        "scored {} records with `{score}` (threshold {thr:.6}): {flagged} outliers -> {}",
+        scores.len(),
+        out.display()
+    );
+    if let Some(lp) = a.labels {
+        let text = std::fs::read_to_string(&lp)
+            .with_context(|| format!("reading labels {}", lp.display()))?;
+        let labels: Vec<bool> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && *l != "label")
+            .enumerate()
+            .map(|(i, l)| match l {
+                "0" => Ok(false),
+                "1" => Ok(true),
+                other => bail!(
+                    "{} line {}: label `{other}` is not 0 or 1",
+                    lp.display(),
+                    i + 1
+                ),
+            })
+            .collect::<Result<_>>()?;
+        if labels.len() != scores.len() {
+            bail!(
+                "{} has {} labels for {} records",
+                lp.display(),
+                labels.len(),
+                scores.len()
+            );
+        }
+        match auroc(&scores, &labels) {
+            Some(v) => println!("AUROC {v:.4}"),
+            None => bail!("AUROC needs both 0 and 1 labels in {}", lp.display()),
+        }
+    }
+    Ok(())
+}

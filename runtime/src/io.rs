@@ -1,0 +1,262 @@
+//! Reading and writing records: CSV (optional header) and NPY (float32/float64, C order), always
+//! written through a temporary file and a rename so a failure never leaves a partial output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// I/O and format errors, each naming the file and the place at fault.
+#[derive(Debug, Error)]
+pub enum IoError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+}
+
+/// Records: `rows × cols` values, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Records {
+    pub cols: usize,
+    pub values: Vec<f64>,
+}
+
+impl Records {
+    pub fn rows(&self) -> usize {
+        if self.cols == 0 {
+            0
+        } else {
+            self.values.len() / self.cols
+        }
+    }
+}
+
+/// Parses one CSV record of numbers (used for streaming too).
+pub fn parse_record(line: &str) -> Result<Vec<f64>, String> {
+    line.split(',')
+        .enumerate()
+        .map(|(j, c)| {
+            let c = c.trim();
+            let v: f64 = c
+                .parse()
+                .map_err(|_| format!("column {}: `{c}` is not a number", j + 1))?;
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(format!("column {}: {c} is not a finite number", j + 1))
+            }
+        })
+        .collect()
+}
+
+/// Reads a CSV of numbers; the first line is a header when any of its cells is not a number.
+pub fn read_csv(path: &Path) -> Result<Records, IoError> {
+    let text = std::fs::read_to_string(path).map_err(|source| IoError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let fmt = |reason: String| IoError::Format {
+        path: path.into(),
+        reason,
+    };
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .peekable();
+    if let Some(&(_, first)) = lines.peek() {
+        if first.split(',').any(|c| c.trim().parse::<f64>().is_err()) {
+            lines.next();
+        }
+    }
+    let mut cols = 0;
+    let mut values = Vec::new();
+    for (i, line) in lines {
+        let rec = parse_record(line).map_err(|e| fmt(format!("line {}, {e}", i + 1)))?;
+        if cols == 0 {
+            cols = rec.len();
+        } else if rec.len() != cols {
+            return Err(fmt(format!(
+                "line {} has {} columns, expected {cols}",
+                i + 1,
+                rec.len()
+            )));
+        }
+        values.extend(rec);
+    }
+    if values.is_empty() {
+        return Err(fmt("no data rows".into()));
+    }
+    Ok(Records { cols, values })
+}
+
+/// Reads a `.npy` array of float32 or float64, 1-D (one column) or 2-D, C order.
+pub fn read_npy(path: &Path) -> Result<Records, IoError> {
+    let bytes = std::fs::read(path).map_err(|source| IoError::Read {
+        path: path.into(),
+        source,
+    })?;
+    let fmt = |reason: &str| IoError::Format {
+        path: path.into(),
+        reason: reason.into(),
+    };
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(fmt("not an NPY file (bad magic)"));
+    }
+    let (hlen, hstart) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        _ => return Err(fmt("unsupported NPY version")),
+    };
+    let header = bytes
+        .get(hstart..hstart + hlen)
+        .ok_or_else(|| fmt("truncated header"))?;
+    let header = String::from_utf8_lossy(header);
+    if header.contains("'fortran_order': True") {
+        return Err(fmt("Fortran-ordered arrays are not supported"));
+    }
+    let width = if header.contains("'<f4'") {
+        4
+    } else if header.contains("'<f8'") {
+        8
+    } else {
+        return Err(fmt(
+            "only little-endian float32 ('<f4') or float64 ('<f8') arrays are supported",
+        ));
+    };
+    let shape_txt = header
+        .split("'shape':")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| fmt("no shape in header"))?;
+    let dims: Vec<usize> = shape_txt
+        .trim_start_matches([' ', '('])
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| fmt("bad shape in header")))
+        .collect::<Result<_, _>>()?;
+    let (rows, cols) = match dims.as_slice() {
+        [n] => (*n, 1),
+        [n, d] => (*n, *d),
+        _ => return Err(fmt("expected a 1-D or 2-D array")),
+    };
+    let data = &bytes[hstart + hlen..];
+    if data.len() != rows * cols * width {
+        return Err(fmt(
+            "data length does not match the header's shape (truncated?)",
+        ));
+    }
+    let values: Vec<f64> = if width == 4 {
+        data.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect()
+    } else {
+        data.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect()
+    };
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(fmt(&format!(
+            "row {}, column {}: not a finite number",
+            i / cols.max(1) + 1,
+            i % cols.max(1) + 1
+        )));
+    }
+    if rows == 0 {
+        return Err(fmt("no data rows"));
+    }
+    Ok(Records { cols, values })
+}
+
+/// Reads `.npy` or CSV by extension.
+pub fn read_records(path: &Path) -> Result<Records, IoError> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
+        read_npy(path)
+    } else {
+        read_csv(path)
+    }
+}
+
+/// NPY bytes of a float32 `[rows, cols]` array.
+pub fn npy_bytes(rows: usize, cols: usize, values: &[f64]) -> Vec<u8> {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    for v in values {
+        out.extend((*v as f32).to_le_bytes());
+    }
+    out
+}
+
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let err = |source| IoError::Write {
+        path: path.into(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| err(std::io::Error::other("not a file path")))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// Writes records as `.npy` (by extension) or CSV with the given header.
+pub fn write_records(
+    path: &Path,
+    header: &str,
+    cols: usize,
+    values: &[f64],
+) -> Result<(), IoError> {
+    let rows = if cols == 0 { 0 } else { values.len() / cols };
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+    {
+        return write_atomic(path, &npy_bytes(rows, cols, values));
+    }
+    let mut text = String::with_capacity(values.len() * 12 + header.len() + 1);
+    text.push_str(header);
+    text.push('\n');
+    for row in values.chunks(cols.max(1)) {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
+        text.push_str(&cells.join(","));
+        text.push('\n');
+    }
+    write_atomic(path, text.as_bytes())
+}
