@@ -55,6 +55,8 @@ pub enum ModelError {
         found: usize,
         expected: usize,
     },
+    #[error("{0}")]
+    Backend(String),
     #[error("numerical failure: {0}")]
     Numeric(String),
     #[error("tract failed: {0}")]

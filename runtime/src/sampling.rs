@@ -3,8 +3,9 @@
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::backend::Backend;
 use crate::solver::{integrate, SolveStats, Solver, T_END, T_START};
-use crate::{ModelError, TractModel};
+use crate::ModelError;
 
 /// Records integrated together.
 pub const CHUNK: usize = 4096;
@@ -12,7 +13,7 @@ pub const CHUNK: usize = 4096;
 /// `n` samples in raw units (row-major) and the total cost. Noise is drawn from `seed`, so the same
 /// seed gives the same samples whatever the chunking.
 pub fn sample(
-    model: &TractModel,
+    model: &dyn Backend,
     n: usize,
     solver: Solver,
     seed: u64,

@@ -1,13 +1,18 @@
 //! Scoring raw records with a model: map to model space, one evaluation at t = 1, the chosen score.
 
+use crate::backend::Backend;
 use crate::ood::Score;
-use crate::{ModelError, TractModel};
+use crate::ModelError;
 
 /// Records per evaluation (keeps memory bounded for large files).
 pub const CHUNK: usize = 4096;
 
 /// Anomaly scores for raw records (`values.len() / record_len` of them).
-pub fn score_raw(model: &TractModel, values: &[f64], score: Score) -> Result<Vec<f64>, ModelError> {
+pub fn score_raw(
+    model: &dyn Backend,
+    values: &[f64],
+    score: Score,
+) -> Result<Vec<f64>, ModelError> {
     let meta = &model.file().meta;
     let d = meta.record_len();
     if d == 0 || values.len() % d != 0 {
@@ -33,7 +38,7 @@ pub fn score_raw(model: &TractModel, values: &[f64], score: Score) -> Result<Vec
 }
 
 /// The threshold for `score`: the user's, else the model's calibration.
-pub fn threshold(model: &TractModel, score: Score, user: Option<f64>) -> Result<f64, String> {
+pub fn threshold(model: &dyn Backend, score: Score, user: Option<f64>) -> Result<f64, String> {
     if let Some(t) = user {
         return if t.is_finite() {
             Ok(t)
@@ -54,7 +59,7 @@ pub fn threshold(model: &TractModel, score: Score, user: Option<f64>) -> Result<
 }
 
 /// The score a model recommends (grad-norm when it names none).
-pub fn default_score(model: &TractModel) -> Score {
+pub fn default_score(model: &dyn Backend) -> Score {
     model
         .file()
         .meta

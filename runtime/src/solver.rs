@@ -16,6 +16,17 @@ pub trait VelocityField {
     fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError>;
 }
 
+impl<B: crate::backend::Backend + ?Sized> VelocityField for B {
+    fn record_len(&self) -> usize {
+        self.file().meta.record_len()
+    }
+
+    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
+        let n = x.len() / self.record_len().max(1);
+        Ok(self.evaluate(x, &vec![t; n])?.velocity)
+    }
+}
+
 /// Integration method.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Solver {
@@ -57,8 +68,8 @@ fn axpy(out: &mut [f32], x: &[f32], terms: &[(f64, &[f32])], h: f64) {
 }
 
 /// Integrates `x` in place from `t0` to `t1`.
-pub fn integrate(
-    field: &dyn VelocityField,
+pub fn integrate<F: VelocityField + ?Sized>(
+    field: &F,
     x: &mut [f32],
     solver: Solver,
     t0: f64,
@@ -72,8 +83,8 @@ pub fn integrate(
     }
 }
 
-fn fixed(
-    field: &dyn VelocityField,
+fn fixed<F: VelocityField + ?Sized>(
+    field: &F,
     x: &mut [f32],
     solver: Solver,
     steps: usize,
@@ -174,8 +185,8 @@ const B4: [f64; 7] = [
     1.0 / 40.0,
 ];
 
-fn dopri5(
-    field: &dyn VelocityField,
+fn dopri5<F: VelocityField + ?Sized>(
+    field: &F,
     x: &mut [f32],
     rtol: f64,
     atol: f64,

@@ -150,13 +150,29 @@ impl TractModel {
     }
 }
 
-impl crate::solver::VelocityField for TractModel {
-    fn record_len(&self) -> usize {
-        self.file.meta.record_len()
+impl crate::backend::Backend for TractModel {
+    fn name(&self) -> &'static str {
+        "tract"
     }
 
-    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
-        let n = x.len() / self.record_len().max(1);
-        Ok(self.evaluate(x, &vec![t; n])?.velocity)
+    fn file(&self) -> &ModelFile {
+        &self.file
+    }
+
+    fn evaluate(&self, x: &[f32], t: &[f32]) -> Result<Evaluation, ModelError> {
+        TractModel::evaluate(self, x, t)
+    }
+}
+
+/// Sets tract's intra-op thread pool for matrix products (0 or 1 = single-threaded).
+pub fn set_threads(threads: usize) {
+    if threads > 1 {
+        tract_linalg::multithread::set_default_executor(
+            tract_linalg::multithread::Executor::multithread(threads),
+        );
+    } else {
+        tract_linalg::multithread::set_default_executor(
+            tract_linalg::multithread::Executor::SingleThread,
+        );
     }
 }

@@ -10,7 +10,13 @@ pub struct InfoArgs {
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
-    let model = super::model_arg::load(&a.model)?;
+    let model = super::model_arg::load(
+        Some(&a.model),
+        &super::model_arg::RunOpts {
+            backend: "tract".into(),
+            threads: 0,
+        },
+    )?;
     let file = model.file();
     // Evaluate once, so `info` also proves the file runs here.
     model

@@ -17,9 +17,9 @@ pub enum SolverName {
 
 #[derive(Args)]
 pub struct SampleArgs {
-    /// Model file (.onnx).
+    /// Model file (.onnx); without it, the built-in moons model (models/moons.onnx).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// Number of samples.
     #[arg(short = 'n', long, default_value_t = 1000)]
     n: usize,
@@ -41,6 +41,8 @@ pub struct SampleArgs {
     /// Output: .csv or .npy, raw units.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    run: super::model_arg::RunOpts,
 }
 
 pub fn run(a: SampleArgs) -> Result<()> {
@@ -53,7 +55,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
     if !(a.rtol > 0.0 && a.atol > 0.0) {
         bail!("--rtol and --atol must be positive");
     }
-    let model = super::model_arg::load(&a.model)?;
+    let model = super::model_arg::load(a.model.as_deref(), &a.run)?;
     let solver = match a.solver {
         SolverName::Euler => Solver::Euler { steps: a.steps },
         SolverName::Heun => Solver::Heun { steps: a.steps },
@@ -64,7 +66,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
         },
     };
     let t0 = Instant::now();
-    let (values, stats) = sample(&model, a.n, solver, a.seed).context("sampling")?;
+    let (values, stats) = sample(model.as_ref(), a.n, solver, a.seed).context("sampling")?;
     let d = model.file().meta.record_len();
     let header: Vec<String> = (0..d).map(|i| format!("x{i}")).collect();
     write_records(&a.out, &header.join(","), d, &values)?;

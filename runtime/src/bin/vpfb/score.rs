@@ -6,7 +6,7 @@ use clap::Args;
 use vpfb_runtime::io::{parse_record, read_records, write_records};
 use vpfb_runtime::ood::{auroc, Score};
 use vpfb_runtime::scoring::{default_score, score_raw, threshold};
-use vpfb_runtime::TractModel;
+use vpfb_runtime::Backend;
 
 #[derive(Args)]
 pub struct ScoreArgs {
@@ -31,9 +31,11 @@ pub struct ScoreArgs {
     /// Read one CSV record per line on stdin, write one `anomaly_score,outlier` line per record.
     #[arg(long)]
     stream: bool,
+    #[command(flatten)]
+    run: super::model_arg::RunOpts,
 }
 
-fn stream(model: &TractModel, score: Score, thr: f64) -> Result<()> {
+fn stream(model: &dyn Backend, score: Score, thr: f64) -> Result<()> {
     let d = model.file().meta.record_len();
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
@@ -60,14 +62,15 @@ fn stream(model: &TractModel, score: Score, thr: f64) -> Result<()> {
 }
 
 pub fn run(a: ScoreArgs) -> Result<()> {
-    let model = super::model_arg::load(&a.model)?;
+    let model = super::model_arg::load(Some(&a.model), &a.run)?;
+    let model = model.as_ref();
     let score: Score = match &a.score {
         Some(s) => s.parse().map_err(anyhow::Error::msg)?,
-        None => default_score(&model),
+        None => default_score(model),
     };
-    let thr = threshold(&model, score, a.threshold).map_err(anyhow::Error::msg)?;
+    let thr = threshold(model, score, a.threshold).map_err(anyhow::Error::msg)?;
     if a.stream {
-        return stream(&model, score, thr);
+        return stream(model, score, thr);
     }
     let (input, out) = (
         a.input.expect("clap requires --input"),
@@ -82,7 +85,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             records.cols
         );
     }
-    let scores = score_raw(&model, &records.values, score).context("scoring")?;
+    let scores = score_raw(model, &records.values, score).context("scoring")?;
     let rows: Vec<f64> = scores
         .iter()
         .flat_map(|&s| [s, f64::from(u8::from(s > thr))])

@@ -1,0 +1,345 @@
+//! `vpfb` end to end on the shipped models: golden outputs, streaming, and the bad-input matrix
+//! (each a one-line error and a non-zero exit, never a panic, never a partial output file).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use prost::Message;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn moons() -> PathBuf {
+    repo().join("models/moons.onnx")
+}
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn vpfb(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vpfb"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn os(s: &str) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+fn numbers(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .flat_map(|l| {
+            l.split(',')
+                .map(|c| c.trim().parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * b.abs().max(1.0),
+            "{what}[{i}]: {a} vs golden {b}"
+        );
+    }
+}
+
+#[test]
+fn sample_matches_golden_and_the_built_in_model_is_moons() {
+    let dir = scratch("golden-sample");
+    for (model_args, name) in [
+        (vec![os("--model"), moons().as_os_str()], "explicit.csv"),
+        (vec![], "builtin.csv"),
+    ] {
+        let out_path = dir.join(name);
+        let mut args = vec![
+            os("sample"),
+            os("-n"),
+            os("8"),
+            os("--seed"),
+            os("1"),
+            os("--out"),
+            out_path.as_os_str(),
+        ];
+        args.extend(model_args);
+        let out = vpfb(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_close(
+            &numbers(&out_path),
+            &numbers(&golden("moons-sample-n8-seed1.csv")),
+            1e-4,
+            name,
+        );
+    }
+}
+
+#[test]
+fn sample_writes_npy_and_larger_batches_look_like_moons() {
+    let dir = scratch("sample-npy");
+    let out_path = dir.join("s.npy");
+    let out = vpfb(&[
+        os("sample"),
+        os("-n"),
+        os("2000"),
+        os("--solver"),
+        os("dopri5"),
+        os("--out"),
+        out_path.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("function evaluations"));
+    let r = vpfb_runtime::io::read_npy(&out_path).unwrap();
+    assert_eq!((r.rows(), r.cols), (2000, 2));
+    // Moons live in x ∈ [-1.3, 2.3], y ∈ [-0.8, 1.3]: nearly every sample should too.
+    let inside = r
+        .values
+        .chunks(2)
+        .filter(|p| (-1.3..2.3).contains(&p[0]) && (-0.8..1.3).contains(&p[1]))
+        .count();
+    assert!(inside > 1900, "{inside} of 2000 samples in the moons box");
+}
+
+#[test]
+fn score_matches_golden() {
+    let dir = scratch("golden-score");
+    let out_path = dir.join("scores.csv");
+    let input = golden("moons-points.csv");
+    let out = vpfb(&[
+        os("score"),
+        os("--model"),
+        moons().as_os_str(),
+        os("--input"),
+        input.as_os_str(),
+        os("--out"),
+        out_path.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap().lines().next(),
+        Some("anomaly_score,outlier")
+    );
+    assert_close(
+        &numbers(&out_path),
+        &numbers(&golden("moons-points-grad-norm.csv")),
+        1e-4,
+        "scores",
+    );
+}
+
+#[test]
+fn streaming_10000_lines_with_malformed_ones_gives_10000_lines_in_order() {
+    let mut input = String::new();
+    let mut expect_error = vec![];
+    for i in 0..10_000 {
+        let bad = i % 97 == 13;
+        expect_error.push(bad);
+        match (bad, i % 3) {
+            (true, 0) => input.push_str("1.0,not-a-number\n"),
+            (true, 1) => input.push_str("1.0\n"),
+            (true, _) => input.push_str("NaN,0.5\n"),
+            (false, _) => input.push_str(&format!(
+                "{},{}\n",
+                (i as f64 * 0.01).sin() * 2.0,
+                (i as f64 * 0.013).cos()
+            )),
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vpfb"))
+        .args([
+            os("score"),
+            os("--model"),
+            moons().as_os_str(),
+            os("--stream"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10_000);
+    for (i, (line, bad)) in lines.iter().zip(&expect_error).enumerate() {
+        if *bad {
+            assert!(
+                line.starts_with(&format!("error: record {}:", i + 1)),
+                "line {}: {line}",
+                i + 1
+            );
+        } else {
+            let (s, o) = line
+                .split_once(',')
+                .unwrap_or_else(|| panic!("line {}: {line}", i + 1));
+            assert!(
+                s.parse::<f64>().unwrap().is_finite() && (o == "0" || o == "1"),
+                "line {}: {line}",
+                i + 1
+            );
+        }
+    }
+}
+
+fn fails_cleanly(args: &[&std::ffi::OsStr], needle: &str) {
+    let out = vpfb(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: expected one error line:\n{err}"
+    );
+    assert!(
+        err.starts_with("error: ") && !err.contains("panicked"),
+        "{args:?}: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "{args:?}: error lacks {needle:?}: {err}"
+    );
+}
+
+#[test]
+fn bad_input_matrix() {
+    let dir = scratch("bad-input");
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    // Models: missing, corrupt (truncated), not ONNX, violating the contract.
+    let model_bytes = std::fs::read(moons()).unwrap();
+    let truncated = write("truncated.onnx", &model_bytes[..model_bytes.len() / 3]);
+    let text_model = write("text.onnx", b"definitely not a model");
+    let mut proto = tract_onnx::pb::ModelProto::decode(model_bytes.as_slice()).unwrap();
+    proto
+        .graph
+        .as_mut()
+        .unwrap()
+        .output
+        .retain(|o| o.name != "velocity");
+    let violating = write("no-velocity.onnx", &proto.encode_to_vec());
+    // Inputs: wrong column count, NaN, Inf, empty, ragged.
+    let wide = write("wide.csv", b"1,2,3\n4,5,6\n");
+    let nan = write("nan.csv", b"1,2\nnan,3\n");
+    let inf = write("inf.csv", b"1,2\n3,inf\n");
+    let empty = write("empty.csv", b"");
+    let ragged = write("ragged.csv", b"1,2\n3\n");
+    let good = golden("moons-points.csv");
+    let out = dir.join("out.csv");
+    let score = |model: &Path, input: &Path, out: &Path| -> Vec<std::ffi::OsString> {
+        ["score", "--model"]
+            .iter()
+            .map(Into::into)
+            .chain([
+                model.into(),
+                "--input".into(),
+                input.into(),
+                "--out".into(),
+                out.into(),
+            ])
+            .collect()
+    };
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (
+            score(&dir.join("missing.onnx"), &good, &out),
+            "missing.onnx",
+        ),
+        (score(&truncated, &good, &out), "not a valid ONNX model"),
+        (score(&text_model, &good, &out), "not a valid ONNX model"),
+        (score(&violating, &good, &out), "velocity"),
+        (score(&moons(), &wide, &out), "3 columns, the model takes 2"),
+        (score(&moons(), &nan, &out), "not a finite number"),
+        (score(&moons(), &inf, &out), "not a finite number"),
+        (score(&moons(), &empty, &out), "no data rows"),
+        (score(&moons(), &ragged, &out), "line 2 has 1 columns"),
+        (
+            score(&moons(), &good, &dir.join("no-such-dir/out.csv")),
+            "no-such-dir",
+        ),
+    ];
+    for (args, needle) in cases {
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        fails_cleanly(&refs, needle);
+        assert!(!out.exists(), "{args:?} left a file at the output path");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    fails_cleanly(
+        &[
+            os("sample"),
+            os("-n"),
+            os("0"),
+            os("--out"),
+            out.as_os_str(),
+        ],
+        "-n must be positive",
+    );
+    fails_cleanly(
+        &[
+            os("sample"),
+            os("--model"),
+            violating.as_os_str(),
+            os("--out"),
+            out.as_os_str(),
+        ],
+        "velocity",
+    );
+    fails_cleanly(
+        &[
+            os("score"),
+            os("--model"),
+            moons().as_os_str(),
+            os("--input"),
+            good.as_os_str(),
+            os("--score"),
+            os("energy"),
+            os("--out"),
+            out.as_os_str(),
+        ],
+        "unknown score",
+    );
+    assert!(!out.exists());
+}

@@ -1,0 +1,69 @@
+//! tract and ONNX Runtime agree on the shipped models (psi, velocity and dpsi_dt within 1e-4
+//! relative) and produce the same samples through the whole sampler.
+//!
+//! Needs `--features ort` and `ORT_DYLIB_PATH` (the PyPI onnxruntime wheel's library); `.ci/run` runs
+//! it so. Without `ORT_DYLIB_PATH` it prints why and returns, unless `VPFB_REQUIRE_ORT=1`.
+#![cfg(feature = "ort")]
+
+use std::path::PathBuf;
+
+use vpfb_runtime::sampling::sample;
+use vpfb_runtime::solver::Solver;
+use vpfb_runtime::{open, BackendKind, ModelFile};
+
+fn ort_available() -> bool {
+    if std::env::var_os("ORT_DYLIB_PATH").is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var("VPFB_REQUIRE_ORT").as_deref() != Ok("1"),
+        "VPFB_REQUIRE_ORT=1 but ORT_DYLIB_PATH is not set"
+    );
+    eprintln!(
+        "SKIPPED: ORT_DYLIB_PATH not set (point it at the onnxruntime wheel's libonnxruntime.so)"
+    );
+    false
+}
+
+fn rel(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b.iter().fold(1e-6f64, |m, v| m.max(v.abs() as f64));
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs() as f64))
+        / scale
+}
+
+#[test]
+fn tract_and_ort_agree_on_the_shipped_models() {
+    if !ort_available() {
+        return;
+    }
+    for name in ["moons", "checkerboard"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../models/{name}.onnx"));
+        let file = ModelFile::load(&path).unwrap();
+        let tract = open(file.clone(), BackendKind::Tract, 1).unwrap();
+        let ort = open(file, BackendKind::Ort, 1).unwrap();
+        for n in [1usize, 7, 4096] {
+            let x: Vec<f32> = (0..2 * n)
+                .map(|i| ((i as f32) * 0.618).sin() * 2.5)
+                .collect();
+            let t: Vec<f32> = (0..n).map(|i| (i as f32 + 0.5) / n as f32).collect();
+            let a = tract.evaluate(&x, &t).unwrap();
+            let b = ort.evaluate(&x, &t).unwrap();
+            for (what, e) in [
+                ("psi", rel(&a.psi, &b.psi)),
+                ("velocity", rel(&a.velocity, &b.velocity)),
+                ("dpsi_dt", rel(&a.dpsi_dt, &b.dpsi_dt)),
+            ] {
+                assert!(e <= 1e-4, "{name} batch {n}: {what} tract vs ort {e:.2e}");
+            }
+        }
+        let (sa, _) = sample(tract.as_ref(), 256, Solver::Rk4 { steps: 50 }, 3).unwrap();
+        let (sb, _) = sample(ort.as_ref(), 256, Solver::Rk4 { steps: 50 }, 3).unwrap();
+        let diff = sa
+            .iter()
+            .zip(&sb)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff < 1e-3, "{name}: samples differ by {diff}");
+    }
+}
