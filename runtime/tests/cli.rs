@@ -343,3 +343,127 @@ fn bad_input_matrix() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn compose_of_a_model_with_itself_at_half_weight_is_the_model() {
+    let dir = scratch("compose");
+    let (single, composed) = (dir.join("single.csv"), dir.join("composed.csv"));
+    let m = moons();
+    let out = vpfb(&[
+        os("sample"),
+        os("--model"),
+        m.as_os_str(),
+        os("-n"),
+        os("50"),
+        os("--seed"),
+        os("4"),
+        os("--out"),
+        single.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = vpfb(&[
+        os("compose"),
+        os("--model"),
+        m.as_os_str(),
+        os("--model"),
+        m.as_os_str(),
+        os("--weight"),
+        os("0.5"),
+        os("--weight"),
+        os("0.5"),
+        os("-n"),
+        os("50"),
+        os("--seed"),
+        os("4"),
+        os("--out"),
+        composed.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_close(
+        &numbers(&composed),
+        &numbers(&single),
+        1e-4,
+        "composed vs single",
+    );
+    // Different normalisations are refused.
+    let checker = repo().join("models/checkerboard.onnx");
+    fails_cleanly(
+        &[
+            os("compose"),
+            os("--model"),
+            m.as_os_str(),
+            os("--model"),
+            checker.as_os_str(),
+            os("--out"),
+            composed.as_os_str(),
+        ],
+        "normalise data differently",
+    );
+}
+
+#[test]
+fn interpolate_and_inpaint() {
+    let dir = scratch("interp-inpaint");
+    let frames = dir.join("frames.csv");
+    let out = vpfb(&[
+        os("interpolate"),
+        os("--frames"),
+        os("6"),
+        os("--out"),
+        frames.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(numbers(&frames).len(), 12);
+    let input = dir.join("partial.csv");
+    std::fs::write(&input, "x0,x1\n-0.5,0\n0.25,0\n2.0,0\n").unwrap();
+    let filled = dir.join("filled.csv");
+    let out = vpfb(&[
+        os("inpaint"),
+        os("--input"),
+        input.as_os_str(),
+        os("--unknown"),
+        os("1"),
+        os("--out"),
+        filled.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = numbers(&filled);
+    assert_eq!(
+        [v[0], v[2], v[4]],
+        [-0.5, 0.25, 2.0],
+        "known column changed"
+    );
+    // Filled values land on the moons' vertical range.
+    assert!(
+        [v[1], v[3], v[5]].iter().all(|y| (-1.0..1.3).contains(y)),
+        "{v:?}"
+    );
+    fails_cleanly(
+        &[
+            os("inpaint"),
+            os("--input"),
+            input.as_os_str(),
+            os("--unknown"),
+            os("2"),
+            os("--out"),
+            filled.as_os_str(),
+        ],
+        "out of range",
+    );
+}

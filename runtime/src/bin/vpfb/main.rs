@@ -1,9 +1,11 @@
 //! `vpfb`: run VPFB models on CPUs and edge devices.
 
+mod generate;
 mod info;
 mod model_arg;
 mod sample;
 mod score;
+mod solver_arg;
 
 use std::process::ExitCode;
 
@@ -26,6 +28,12 @@ enum Command {
     Info(info::InfoArgs),
     /// Draw samples by integrating the flow from noise (t = 0) to data (t = 1).
     Sample(sample::SampleArgs),
+    /// Slerp between two noise draws, then carry every frame to data.
+    Interpolate(generate::InterpolateArgs),
+    /// Sample a product of experts: the velocity is a weighted sum of several models' gradients.
+    Compose(generate::ComposeArgs),
+    /// Fill unknown columns of records: only they follow the flow; known ones stay as given.
+    Inpaint(generate::InpaintArgs),
     /// Anomaly scores (higher = more anomalous) for records in a file, or streamed on stdin.
     Score(score::ScoreArgs),
 }
@@ -35,6 +43,9 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Score(a) => score::run(a),
+        Command::Interpolate(a) => generate::interpolate_cmd(a),
+        Command::Compose(a) => generate::compose_cmd(a),
+        Command::Inpaint(a) => generate::inpaint_cmd(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
