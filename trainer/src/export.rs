@@ -94,30 +94,17 @@ pub fn model_proto(
     })
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename, so a
-/// failed or interrupted write never leaves a partial file at `path`.
+/// Writes `bytes` to `path` atomically (the runtime's temporary-file-and-rename writer), so a failed
+/// or interrupted write never leaves a partial file at `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let io = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io(std::io::Error::other("not a file path")))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+    vpfb_runtime::io::write_atomic(path, bytes).map_err(|e| match e {
+        vpfb_runtime::io::IoError::Write { path, source }
+        | vpfb_runtime::io::IoError::Read { path, source } => ExportError::Io { path, source },
+        other => ExportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 /// Exports the potential with the VarMap's current weights to `path` (float32) and verifies the

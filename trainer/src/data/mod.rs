@@ -2,7 +2,6 @@
 //! validation split. The standardisation is recorded in the exported model so the runtime takes and
 //! returns raw units.
 
-mod csv_table;
 mod spec;
 mod toy2d;
 
@@ -10,7 +9,6 @@ use rand::{rngs::StdRng, seq::SliceRandom, Rng, SeedableRng};
 use thiserror::Error;
 use vpfb_runtime::Normalization;
 
-pub use csv_table::read_csv;
 pub use spec::DataSpec;
 pub use toy2d::Toy2d;
 
@@ -53,7 +51,21 @@ impl Dataset {
         match spec {
             DataSpec::Toy(t) => Ok(Dataset::Generator(*t)),
             DataSpec::Csv(path) => {
-                let (dim, rows) = read_csv(path)?;
+                let table = vpfb_runtime::io::read_csv(path).map_err(|e| match e {
+                    vpfb_runtime::io::IoError::Read { source, .. } => DataError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    },
+                    vpfb_runtime::io::IoError::Format { reason, .. } => DataError::Csv {
+                        path: path.display().to_string(),
+                        reason,
+                    },
+                    other => DataError::Csv {
+                        path: path.display().to_string(),
+                        reason: other.to_string(),
+                    },
+                })?;
+                let (dim, rows) = (table.cols, table.values);
                 let n = rows.len() / dim;
                 if n < 10 {
                     return Err(DataError::Csv {

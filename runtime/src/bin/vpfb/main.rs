@@ -1,5 +1,6 @@
 //! `vpfb`: run VPFB models on CPUs and edge devices.
 
+mod bench;
 mod generate;
 mod info;
 mod model_arg;
@@ -34,6 +35,8 @@ enum Command {
     Compose(generate::ComposeArgs),
     /// Fill unknown columns of records: only they follow the flow; known ones stay as given.
     Inpaint(generate::InpaintArgs),
+    /// Measure throughput and latency of the backends on a model.
+    Bench(bench::BenchArgs),
     /// Anomaly scores (higher = more anomalous) for records in a file, or streamed on stdin.
     Score(score::ScoreArgs),
 }
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Score(a) => score::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Interpolate(a) => generate::interpolate_cmd(a),
         Command::Compose(a) => generate::compose_cmd(a),
         Command::Inpaint(a) => generate::inpaint_cmd(a),

@@ -1,0 +1,115 @@
+//! `vpfb bench`: throughput of each backend × thread count × batch size, single-record scoring
+//! latency, and the wall time of a sampling run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use vpfb_runtime::ood::Score;
+use vpfb_runtime::sampling::sample;
+use vpfb_runtime::scoring::score_raw;
+use vpfb_runtime::solver::Solver;
+
+use super::model_arg::{load, RunOpts};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Model file (.onnx); without it, the built-in moons model.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Backends to measure (ort needs the `ort` feature and ORT_DYLIB_PATH).
+    #[arg(long, value_delimiter = ',', default_value = "tract")]
+    backends: Vec<String>,
+    /// Thread counts to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+    /// Batch sizes to measure.
+    #[arg(long, value_delimiter = ',', default_value = "1,64,4096")]
+    batches: Vec<usize>,
+    /// Seconds per throughput measurement.
+    #[arg(long, default_value_t = 1.0)]
+    seconds: f64,
+    /// Samples for the sampling measurement (RK4, 100 steps; 0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    samples: usize,
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    println!(
+        "{:<8} {:>7} {:>7} {:>14} {:>12}",
+        "backend", "threads", "batch", "points/s", "ms/batch"
+    );
+    for backend in &a.backends {
+        for &threads in &a.threads {
+            let opts = RunOpts {
+                backend: backend.clone(),
+                threads,
+            };
+            let model =
+                load(a.model.as_deref(), &opts).with_context(|| format!("backend {backend}"))?;
+            let d = model.file().meta.record_len();
+            for &n in &a.batches {
+                let x: Vec<f32> = (0..n * d).map(|i| ((i as f32) * 0.37).sin()).collect();
+                let t = vec![0.5f32; n];
+                model.evaluate(&x, &t)?; // plan / session warm-up
+                let (mut calls, start) = (0u64, Instant::now());
+                while start.elapsed().as_secs_f64() < a.seconds || calls < 3 {
+                    model.evaluate(&x, &t)?;
+                    calls += 1;
+                }
+                let secs = start.elapsed().as_secs_f64();
+                println!(
+                    "{backend:<8} {threads:>7} {n:>7} {:>14.0} {:>12.3}",
+                    (calls * n as u64) as f64 / secs,
+                    secs * 1e3 / calls as f64
+                );
+            }
+        }
+    }
+    let model = load(
+        a.model.as_deref(),
+        &RunOpts {
+            backend: "tract".into(),
+            threads: 1,
+        },
+    )?;
+    let d = model.file().meta.record_len();
+    let record: Vec<f64> = (0..d).map(|i| 0.1 * i as f64).collect();
+    let mut lat: Vec<Duration> = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            score_raw(model.as_ref(), &record, Score::GradNorm).map(|_| t.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    lat.sort();
+    println!(
+        "single-record score (tract, 1 thread): p50 {:.1} µs, p99 {:.1} µs",
+        percentile(&lat, 0.5).as_secs_f64() * 1e6,
+        percentile(&lat, 0.99).as_secs_f64() * 1e6
+    );
+    if a.samples > 0 {
+        for &threads in &a.threads {
+            let model = load(
+                a.model.as_deref(),
+                &RunOpts {
+                    backend: "tract".into(),
+                    threads,
+                },
+            )?;
+            let t = Instant::now();
+            let (_, stats) = sample(model.as_ref(), a.samples, Solver::Rk4 { steps: 100 }, 0)?;
+            println!(
+                "sample {} × RK4 100 steps (tract, {threads} thread(s)): {:.2} s, {} evaluations",
+                a.samples,
+                t.elapsed().as_secs_f64(),
+                stats.nfe
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Cross-builds `vpfb` for aarch64-unknown-linux-gnu (Raspberry Pi 3/4/5 with a 64-bit OS), runs its sample
+# and score commands under qemu-user, and compares the results with the x86-64 build (within 1e-4).
+#
+#   scripts/pi-build.sh            install the target and tools (root, Debian), build, compare
+#   scripts/pi-build.sh --optional as above, but if the target or tools cannot be installed, say so and exit 0
+#
+# The binary lands in target/aarch64-unknown-linux-gnu/pi/vpfb: copy it to the Pi, it needs nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+optional=false
+[ "${1:-}" = "--optional" ] && optional=true
+target=aarch64-unknown-linux-gnu
+
+skip() {
+  echo "pi-build: SKIPPED — $1 (the aarch64 build was NOT checked)"
+  if $optional; then exit 0; else exit 1; fi
+}
+
+if ! command -v aarch64-linux-gnu-gcc >/dev/null || ! command -v qemu-aarch64-static >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static) >/tmp/pi-build-apt.log 2>&1 \
+      || skip "apt-get could not install gcc-aarch64-linux-gnu / qemu-user-static (see /tmp/pi-build-apt.log)"
+  else
+    skip "aarch64-linux-gnu-gcc and qemu-aarch64-static are missing and cannot be installed here (need root + apt-get)"
+  fi
+fi
+rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target add "$target" >/tmp/pi-build-rustup.log 2>&1 \
+  || skip "rustup could not add $target (see /tmp/pi-build-rustup.log)"
+
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+echo "pi-build: cross-compiling vpfb for $target (profile pi)"
+cargo build --profile pi --target "$target" -p vpfb-runtime --bin vpfb
+arm="target/$target/pi/vpfb"
+file "$arm" 2>/dev/null || true
+ls -l "$arm"
+
+# The host reference: the test build if present, else a host build of the same profile.
+host=target/debug/vpfb
+[ -x "$host" ] || { cargo build --profile pi -p vpfb-runtime --bin vpfb; host=target/pi/vpfb; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+qemu() { qemu-aarch64-static -L /usr/aarch64-linux-gnu "$arm" "$@"; }
+for m in moons checkerboard; do
+  "$host" sample --model "models/$m.onnx" -n 500 --seed 7 --out "$work/$m-x86.csv" 2>/dev/null
+  qemu sample --model "models/$m.onnx" -n 500 --seed 7 --out "$work/$m-arm.csv"
+  "$host" score --model "models/$m.onnx" --input runtime/tests/golden/moons-points.csv --out "$work/$m-score-x86.csv" 2>/dev/null
+  qemu score --model "models/$m.onnx" --input runtime/tests/golden/moons-points.csv --out "$work/$m-score-arm.csv"
+done
+python3 - "$work" <<'PY'
+import sys
+work = sys.argv[1]
+worst = 0.0
+for m in ("moons", "checkerboard"):
+    for kind in ("", "score-"):
+        a = [l.split(",") for l in open(f"{work}/{m}-{kind}x86.csv").read().split("\n")[1:] if l]
+        b = [l.split(",") for l in open(f"{work}/{m}-{kind}arm.csv").read().split("\n")[1:] if l]
+        assert len(a) == len(b) and a, f"{m} {kind}: row counts differ"
+        for ra, rb in zip(a, b):
+            for x, y in zip(ra, rb):
+                x, y = float(x), float(y)
+                worst = max(worst, abs(x - y) / max(abs(x), 1.0))
+        print(f"pi-build: {m} {kind or 'sample-'}x86 vs aarch64 (qemu): max relative difference so far {worst:.2e}")
+if worst > 1e-4:
+    sys.exit(f"pi-build: FAILED — aarch64 differs from x86 by {worst:.2e} > 1e-4")
+print("pi-build: OK — aarch64 matches x86 within 1e-4")
+PY
