@@ -43,8 +43,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 qemu() { qemu-aarch64-static -L /usr/aarch64-linux-gnu "$arm" "$@"; }
 for m in moons checkerboard; do
-  "$host" sample --model "models/$m.onnx" -n 500 --seed 7 --out "$work/$m-x86.csv" 2>/dev/null
-  qemu sample --model "models/$m.onnx" -n 500 --seed 7 --out "$work/$m-arm.csv"
+  "$host" sample --model "models/$m.onnx" -n 64 --steps 25 --seed 7 --out "$work/$m-x86.csv" 2>/dev/null
+  qemu sample --model "models/$m.onnx" -n 64 --steps 25 --seed 7 --out "$work/$m-arm.csv"
   "$host" score --model "models/$m.onnx" --input runtime/tests/golden/moons-points.csv --out "$work/$m-score-x86.csv" 2>/dev/null
   qemu score --model "models/$m.onnx" --input runtime/tests/golden/moons-points.csv --out "$work/$m-score-arm.csv"
 done
