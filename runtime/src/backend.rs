@@ -18,6 +18,19 @@ pub trait Backend: Send + Sync {
     fn evaluate(&self, x: &[f32], t: &[f32]) -> Result<Evaluation, ModelError>;
 }
 
+/// Checks that `x` holds `t.len()` records of the file's record length; returns the record count.
+pub(crate) fn check_batch(file: &ModelFile, x: &[f32], t: &[f32]) -> Result<usize, ModelError> {
+    let (n, d) = (t.len(), file.meta.record_len());
+    if x.len() != n * d {
+        return Err(ModelError::InputSize {
+            what: format!("x for {n} records of {d} values"),
+            found: x.len(),
+            expected: n * d,
+        });
+    }
+    Ok(n)
+}
+
 /// Which backend to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {

@@ -66,15 +66,7 @@ impl Backend for OrtModel {
     }
 
     fn evaluate(&self, x: &[f32], t: &[f32]) -> Result<Evaluation, ModelError> {
-        let n = t.len();
-        let d = self.file.meta.record_len();
-        if x.len() != n * d {
-            return Err(ModelError::InputSize {
-                what: format!("x for {n} records of {d} values"),
-                found: x.len(),
-                expected: n * d,
-            });
-        }
+        let n = crate::backend::check_batch(&self.file, x, t)?;
         if n == 0 {
             return Ok(Evaluation {
                 psi: vec![],

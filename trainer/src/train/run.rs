@@ -103,7 +103,6 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> FitError + '_ {
 impl Trainer {
     fn assemble(
         config: RunConfig,
-        dir: &Path,
         device: Device,
     ) -> Result<(PotentialGraph, Dataset, VarMap), FitError> {
         if config.batch < 2 {
@@ -124,7 +123,6 @@ impl Trainer {
         let pg = build_potential(net)?;
         let varmap = VarMap::new();
         init_params(&pg.params, &varmap, config.seed, DType::F32, &device)?;
-        let _ = dir;
         Ok((pg, dataset, varmap))
     }
 
@@ -150,7 +148,7 @@ impl Trainer {
             )));
         }
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let (pg, dataset, varmap) = Self::assemble(config.clone(), dir, device.clone())?;
+        let (pg, dataset, varmap) = Self::assemble(config.clone(), device.clone())?;
         let normalization = dataset.normalization()?;
         let opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap))?;
         let csv = dir.join(LOSS_CSV);
@@ -183,7 +181,7 @@ impl Trainer {
             }
             config.steps = s;
         }
-        let (pg, dataset, varmap) = Self::assemble(config.clone(), dir, device.clone())?;
+        let (pg, dataset, varmap) = Self::assemble(config.clone(), device.clone())?;
         let mut opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap))?;
         let get = |key: String| -> Result<Tensor, FitError> {
             tensors.get(&key).cloned().ok_or_else(|| {
