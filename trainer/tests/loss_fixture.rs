@@ -1,4 +1,4 @@
-//! The loss assembly against `shared/fixtures/vpfb-loss.json`: the four terms of method.md §3 and
+//! The loss assembly against `shared/fixtures/vpfb-loss.json` (copied to tests/fixtures): the four terms of method.md §3 and
 //! ∂loss/∂(ψ, g, s), computed in f64 by an independent implementation, matched to ~1e-9.
 //! Then the θ-gradient of the whole loss on an MLP against central finite differences.
 
@@ -12,20 +12,19 @@ use common::*;
 use serde_json::Value;
 use vpfb_trainer::loss::{loss, loss_with_psi_std, std_of, LossConfig, LossPreset, PathBatch};
 
-fn fixture() -> Option<Value> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/vpfb-loss.json");
-    match std::fs::read_to_string(&path) {
-        Ok(s) => Some(serde_json::from_str(&s).expect("fixture is JSON")),
-        Err(e) => {
-            // shared/ sits beside every checkout here and in CI; say so loudly if it does not.
-            if std::env::var("CI").is_ok() {
-                panic!("fixture {} missing in CI: {e}", path.display());
-            }
-            eprintln!("SKIPPED: fixture {} not found ({e})", path.display());
-            None
-        }
+/// The fixture, from the checked-in copy. Where the founders' `shared/` folder sits beside the checkout
+/// (sessions and CI), the copy must still be identical to it, so a revised fixture cannot be missed.
+fn fixture() -> Value {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let copy = std::fs::read_to_string(here.join("tests/fixtures/vpfb-loss.json"))
+        .expect("checked-in fixture");
+    if let Ok(shared) = std::fs::read_to_string(here.join("../../shared/fixtures/vpfb-loss.json")) {
+        assert_eq!(
+            shared, copy,
+            "shared/fixtures/vpfb-loss.json changed: update trainer/tests/fixtures/vpfb-loss.json"
+        );
     }
+    serde_json::from_str(&copy).expect("fixture is JSON")
 }
 
 fn mat(v: &Value) -> (Vec<f64>, Vec<usize>) {
@@ -53,7 +52,7 @@ fn t(v: &Value) -> Tensor {
 
 #[test]
 fn paper_loss_matches_independent_f64_fixture() {
-    let Some(fx) = fixture() else { return };
+    let fx = fixture();
     let inp = &fx["inputs"];
     let exp = &fx["expected"];
     let batch = PathBatch::from_parts(t(&inp["xbar"]), t(&inp["eps"]), t(&inp["t"])).unwrap();
