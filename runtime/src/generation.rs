@@ -117,18 +117,9 @@ impl<'a> Composition<'a> {
         solver: Solver,
         seed: u64,
     ) -> Result<(Vec<f64>, SolveStats), ModelError> {
-        let meta = &self.parts[0].0.file().meta;
-        let d = meta.record_len();
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut x: Vec<f32> = (0..n * d)
-            .map(|_| StandardNormal.sample(&mut rng))
-            .collect();
-        let stats = integrate(self, &mut x, solver, T_START, T_END)?;
-        Ok((
-            meta.normalization
-                .to_raw(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), d),
-            stats,
-        ))
+        // Chunked like `vpfb sample`, so large n stays memory-bounded and non-finite results are caught.
+        let norm = &self.parts[0].0.file().meta.normalization;
+        crate::sampling::sample_field(self, norm, n, solver, seed)
     }
 }
 

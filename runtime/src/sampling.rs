@@ -4,8 +4,9 @@ use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::backend::Backend;
-use crate::solver::{integrate, SolveStats, Solver, T_END, T_START};
+use crate::solver::{integrate, SolveStats, Solver, VelocityField, T_END, T_START};
 use crate::ModelError;
+use crate::Normalization;
 
 /// Records integrated together.
 pub const CHUNK: usize = 4096;
@@ -18,8 +19,19 @@ pub fn sample(
     solver: Solver,
     seed: u64,
 ) -> Result<(Vec<f64>, SolveStats), ModelError> {
-    let meta = &model.file().meta;
-    let d = meta.record_len();
+    sample_field(model, &model.file().meta.normalization, n, solver, seed)
+}
+
+/// [`sample`] for any velocity field whose model space `normalization` maps back to raw units (a
+/// single model, or a composition of models sharing one normalisation).
+pub fn sample_field<F: VelocityField + ?Sized>(
+    field: &F,
+    normalization: &Normalization,
+    n: usize,
+    solver: Solver,
+    seed: u64,
+) -> Result<(Vec<f64>, SolveStats), ModelError> {
+    let d = field.record_len();
     let mut rng = StdRng::seed_from_u64(seed);
     let noise: Vec<f32> = (0..n * d)
         .map(|_| StandardNormal.sample(&mut rng))
@@ -28,7 +40,7 @@ pub fn sample(
     let mut total = SolveStats::default();
     for chunk in noise.chunks(CHUNK * d) {
         let mut x = chunk.to_vec();
-        let s = integrate(model, &mut x, solver, T_START, T_END)?;
+        let s = integrate(field, &mut x, solver, T_START, T_END)?;
         total.nfe += s.nfe;
         total.steps += s.steps;
         total.rejected += s.rejected;
@@ -37,10 +49,7 @@ pub fn sample(
                 "the flow produced non-finite samples".into(),
             ));
         }
-        out.extend(
-            meta.normalization
-                .to_raw(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), d),
-        );
+        out.extend(normalization.to_raw(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), d));
     }
     Ok((out, total))
 }
