@@ -8,6 +8,7 @@ pub mod backend;
 pub mod contract;
 mod error;
 pub mod generation;
+pub mod images;
 pub mod io;
 pub mod model_file;
 pub mod ood;

@@ -50,6 +50,84 @@ fn cases() -> Vec<Case> {
         unary_case("log", true, |g, x| Ok(g.log(x[0]))),
         unary_case("sin", false, |g, x| Ok(g.sin(x[0]))),
         unary_case("cos", false, |g, x| Ok(g.cos(x[0]))),
+        unary_case("rsqrt", true, |g, x| Ok(g.rsqrt(x[0]))),
+        Case {
+            name: "conv2d(3x3, pad 1)",
+            inputs: vec![(b(&[2, 5, 5]), false)],
+            build: |g, x| {
+                let w = kernel(g, &[3, 2, 3, 3])?;
+                g.conv2d(x[0], w, 1, 1)
+            },
+        },
+        Case {
+            name: "conv2d(1x1)",
+            inputs: vec![(b(&[3, 2, 3]), false)],
+            build: |g, x| {
+                let w = kernel(g, &[2, 3, 1, 1])?;
+                g.conv2d(x[0], w, 1, 0)
+            },
+        },
+        Case {
+            name: "conv2d(stride 2, even)",
+            inputs: vec![(b(&[2, 6, 6]), false)],
+            build: |g, x| {
+                let w = kernel(g, &[3, 2, 3, 3])?;
+                g.conv2d(x[0], w, 2, 1)
+            },
+        },
+        Case {
+            name: "conv2d(stride 2, odd, no pad)",
+            inputs: vec![(b(&[2, 5, 5]), false)],
+            build: |g, x| {
+                let w = kernel(g, &[2, 2, 3, 3])?;
+                g.conv2d(x[0], w, 2, 0)
+            },
+        },
+        Case {
+            name: "conv_transpose2d(stride 1)",
+            inputs: vec![(b(&[2, 4, 4]), false)],
+            build: |g, x| {
+                let w = kernel(g, &[2, 3, 3, 3])?;
+                g.conv_transpose2d(x[0], w, 1, 1, 0)
+            },
+        },
+        Case {
+            name: "conv_transpose2d(stride 2, output padding 1)",
+            inputs: vec![(b(&[2, 3, 3]), false)],
+            build: |g, x| {
+                let w = kernel(g, &[2, 3, 3, 3])?;
+                g.conv_transpose2d(x[0], w, 2, 1, 1)
+            },
+        },
+        Case {
+            name: "group_norm",
+            inputs: vec![(b(&[4, 3, 3]), false)],
+            build: |g, x| g.group_norm(x[0], 2, 1e-5),
+        },
+        Case {
+            name: "avg_pool2",
+            inputs: vec![(b(&[2, 4, 6]), false)],
+            build: |g, x| g.avg_pool2(x[0]),
+        },
+        Case {
+            name: "upsample2",
+            inputs: vec![(b(&[2, 2, 3]), false)],
+            build: |g, x| g.upsample2(x[0]),
+        },
+        // Conv → GroupNorm → SiLU → pool → upsample: every image op feeding the next, non-linearly.
+        Case {
+            name: "image composite",
+            inputs: vec![(b(&[2, 4, 4]), false)],
+            build: |g, x| {
+                let w = kernel(g, &[4, 2, 3, 3])?;
+                let h = g.conv2d(x[0], w, 1, 1)?;
+                let h = g.group_norm(h, 2, 1e-5)?;
+                let h = g.silu(h);
+                let p = g.avg_pool2(h)?;
+                let u = g.upsample2(p)?;
+                g.mul(u, h)
+            },
+        },
         Case {
             name: "add(broadcast row)",
             inputs: vec![(b(&[4]), false), (f(&[1, 4]), false)],
@@ -162,6 +240,13 @@ fn cases() -> Vec<Case> {
             },
         },
     ]
+}
+
+/// A fixed, non-symmetric convolution kernel (kernels are parameters, not differentiated inputs).
+fn kernel(g: &mut Graph, dims: &[usize]) -> Result<NodeId, GraphError> {
+    let n: usize = dims.iter().product();
+    let data = (0..n).map(|i| 0.5 * (0.7 * i as f64 + 0.3).sin()).collect();
+    g.constant(dims, data)
 }
 
 fn concrete(shape: &[Dim]) -> Vec<usize> {

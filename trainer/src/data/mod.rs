@@ -15,7 +15,7 @@ pub use toy2d::Toy2d;
 /// Data loading failures.
 #[derive(Debug, Error)]
 pub enum DataError {
-    #[error("unknown data spec `{0}` (expected one of: moons, circles, 8gaussians, checkerboard, spirals, pinwheel, csv:PATH)")]
+    #[error("unknown data spec `{0}` (expected one of: moons, circles, 8gaussians, checkerboard, spirals, pinwheel, csv:PATH, idx:PATH, images:DIR)")]
     UnknownSpec(String),
     #[error("cannot read {path}: {source}")]
     Io {
@@ -37,6 +37,8 @@ pub enum Dataset {
         dim: usize,
         train: Vec<f64>,
         val: Vec<f64>,
+        /// `[C, H, W]` when the records are images (pixel values 0–255).
+        image: Option<[usize; 3]>,
     },
 }
 
@@ -65,28 +67,34 @@ impl Dataset {
                         reason: other.to_string(),
                     },
                 })?;
-                let (dim, rows) = (table.cols, table.values);
-                let n = rows.len() / dim;
-                if n < 10 {
-                    return Err(DataError::Csv {
-                        path: path.display().to_string(),
-                        reason: format!("only {n} rows; need at least 10"),
-                    });
-                }
-                let mut idx: Vec<usize> = (0..n).collect();
-                idx.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed_5b11));
-                let n_val = ((n as f64 * TABLE_VAL_FRACTION).round() as usize).max(1);
-                let pick = |ids: &[usize]| {
-                    ids.iter()
-                        .flat_map(|&i| rows[i * dim..(i + 1) * dim].iter().copied())
-                        .collect()
-                };
-                Ok(Dataset::Table {
-                    dim,
-                    val: pick(&idx[..n_val]),
-                    train: pick(&idx[n_val..]),
-                })
+                split(path, table.cols, table.values, None, seed)
             }
+            DataSpec::Idx(path) | DataSpec::Images(path) => {
+                let set = if matches!(spec, DataSpec::Idx(_)) {
+                    vpfb_runtime::images::read_idx(path)
+                } else {
+                    vpfb_runtime::images::read_image_dir(path)
+                }
+                .map_err(|e| match e {
+                    vpfb_runtime::io::IoError::Read { path, source } => DataError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    },
+                    other => DataError::Invalid(other.to_string()),
+                })?;
+                let (shape, dim) = (set.shape, set.record_len());
+                split(path, dim, set.pixels, Some(shape), seed)
+            }
+        }
+    }
+
+    /// Shape of one record: `[D]`, or `[C, H, W]` for images.
+    pub fn record_shape(&self) -> Vec<usize> {
+        match self {
+            Dataset::Table {
+                image: Some(shape), ..
+            } => shape.to_vec(),
+            _ => vec![self.dim()],
         }
     }
 
@@ -126,6 +134,13 @@ impl Dataset {
         let dim = self.dim();
         let data = match self {
             Dataset::Generator(t) => t.sample(100_000, &mut StdRng::seed_from_u64(0x57a7)),
+            Dataset::Table { image: Some(_), .. } => {
+                // Pixels 0–255 map to [-1, 1] (method.md §1).
+                return Ok(Normalization::Affine {
+                    offset: 127.5,
+                    scale: 127.5,
+                });
+            }
             Dataset::Table { train, .. } => train.clone(),
         };
         let n = (data.len() / dim) as f64;
@@ -149,6 +164,37 @@ impl Dataset {
         }
         Ok(Normalization::Standardize { mean, std })
     }
+}
+
+/// Shuffles `rows` (seeded) and holds out [`TABLE_VAL_FRACTION`] of them for validation.
+fn split(
+    path: &std::path::Path,
+    dim: usize,
+    rows: Vec<f64>,
+    image: Option<[usize; 3]>,
+    seed: u64,
+) -> Result<Dataset, DataError> {
+    let n = rows.len() / dim.max(1);
+    if n < 10 {
+        return Err(DataError::Csv {
+            path: path.display().to_string(),
+            reason: format!("only {n} records; need at least 10"),
+        });
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed_5b11));
+    let n_val = ((n as f64 * TABLE_VAL_FRACTION).round() as usize).max(1);
+    let pick = |ids: &[usize]| {
+        ids.iter()
+            .flat_map(|&i| rows[i * dim..(i + 1) * dim].iter().copied())
+            .collect()
+    };
+    Ok(Dataset::Table {
+        dim,
+        val: pick(&idx[..n_val]),
+        train: pick(&idx[n_val..]),
+        image,
+    })
 }
 
 /// Maps raw rows to model space (the runtime's own mapping, so both halves agree by construction).

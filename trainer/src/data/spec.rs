@@ -8,22 +8,32 @@ use serde::{Deserialize, Serialize};
 
 use super::{DataError, Toy2d};
 
-/// What to train on: a built-in 2-D generator or `csv:PATH`.
+/// What to train on: a built-in 2-D generator, `csv:PATH`, `idx:PATH` (MNIST-format images, gzipped
+/// or not) or `images:DIR` (a folder of same-sized PNG/JPEG images).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum DataSpec {
     Toy(Toy2d),
     Csv(PathBuf),
+    Idx(PathBuf),
+    Images(PathBuf),
 }
 
 impl FromStr for DataSpec {
     type Err = DataError;
     fn from_str(s: &str) -> Result<Self, DataError> {
-        if let Some(path) = s.strip_prefix("csv:") {
-            if path.is_empty() {
-                return Err(DataError::UnknownSpec(s.into()));
+        let prefixed: [(&str, fn(PathBuf) -> DataSpec); 3] = [
+            ("csv:", DataSpec::Csv),
+            ("idx:", DataSpec::Idx),
+            ("images:", DataSpec::Images),
+        ];
+        for (prefix, make) in prefixed {
+            if let Some(path) = s.strip_prefix(prefix) {
+                if path.is_empty() {
+                    return Err(DataError::UnknownSpec(s.into()));
+                }
+                return Ok(make(PathBuf::from(path)));
             }
-            return Ok(DataSpec::Csv(PathBuf::from(path)));
         }
         Toy2d::from_name(s)
             .map(DataSpec::Toy)
@@ -36,6 +46,8 @@ impl fmt::Display for DataSpec {
         match self {
             DataSpec::Toy(t) => write!(f, "{}", t.name()),
             DataSpec::Csv(p) => write!(f, "csv:{}", p.display()),
+            DataSpec::Idx(p) => write!(f, "idx:{}", p.display()),
+            DataSpec::Images(p) => write!(f, "images:{}", p.display()),
         }
     }
 }

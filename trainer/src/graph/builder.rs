@@ -172,6 +172,9 @@ impl Graph {
     pub fn cos(&mut self, a: NodeId) -> NodeId {
         self.unary(Unary::Cos, a)
     }
+    pub fn rsqrt(&mut self, a: NodeId) -> NodeId {
+        self.unary(Unary::Rsqrt, a)
+    }
 
     /// `a * c` for a scalar constant `c`.
     pub fn scale(&mut self, a: NodeId, c: f64) -> R {
@@ -430,5 +433,157 @@ impl Graph {
             Some(b) => self.add(y, b),
             None => Ok(y),
         }
+    }
+
+    /// `(C, H, W)` of an image tensor `[N, C, H, W]` (any leading dimension).
+    fn image_dims(&self, x: NodeId, what: &str) -> Result<(usize, usize, usize), GraphError> {
+        match self.shape(x).as_slice() {
+            [_, Dim::Fixed(c), Dim::Fixed(h), Dim::Fixed(w)] => Ok((*c, *h, *w)),
+            s => Err(shape_err(format!(
+                "{what} needs [N, C, H, W], got {}",
+                show(s)
+            ))),
+        }
+    }
+
+    /// `(A, B, k)` of a square kernel `[A, B, k, k]`.
+    fn kernel_dims(&self, w: NodeId, what: &str) -> Result<(usize, usize, usize), GraphError> {
+        match self.shape(w).as_slice() {
+            [Dim::Fixed(a), Dim::Fixed(b), Dim::Fixed(k), Dim::Fixed(k2)] if k == k2 && *k > 0 => {
+                Ok((*a, *b, *k))
+            }
+            s => Err(shape_err(format!(
+                "{what} needs a square kernel [A, B, k, k], got {}",
+                show(s)
+            ))),
+        }
+    }
+
+    /// 2-D convolution (cross-correlation) with a `[O, C, k, k]` kernel.
+    pub fn conv2d(&mut self, x: NodeId, w: NodeId, stride: usize, pad: usize) -> R {
+        let (c, h, wd) = self.image_dims(x, "conv2d")?;
+        let (o, ci, k) = self.kernel_dims(w, "conv2d")?;
+        if ci != c || stride == 0 || h + 2 * pad < k || wd + 2 * pad < k {
+            return Err(shape_err(format!(
+                "conv2d of {} with kernel {} (stride {stride}, pad {pad})",
+                show(self.shape(x)),
+                show(self.shape(w))
+            )));
+        }
+        let out = |n: usize| (n + 2 * pad - k) / stride + 1;
+        let shape = vec![
+            self.shape(x)[0],
+            Dim::Fixed(o),
+            Dim::Fixed(out(h)),
+            Dim::Fixed(out(wd)),
+        ];
+        Ok(self.push(Op::Conv2d { x, w, stride, pad }, shape))
+    }
+
+    /// Transposed 2-D convolution with a `[C, O, k, k]` kernel (the adjoint of [`Graph::conv2d`]).
+    pub fn conv_transpose2d(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        stride: usize,
+        pad: usize,
+        out_pad: usize,
+    ) -> R {
+        let (c, h, wd) = self.image_dims(x, "conv_transpose2d")?;
+        let (ci, o, k) = self.kernel_dims(w, "conv_transpose2d")?;
+        let out = |n: usize| ((n - 1) * stride + k + out_pad).checked_sub(2 * pad);
+        let bad = ci != c || stride == 0 || out_pad >= stride || h == 0 || wd == 0;
+        match (bad, out(h), out(wd)) {
+            (false, Some(oh), Some(ow)) if oh > 0 && ow > 0 => {
+                let shape = vec![self.shape(x)[0], Dim::Fixed(o), Dim::Fixed(oh), Dim::Fixed(ow)];
+                Ok(self.push(
+                    Op::ConvTranspose2d {
+                        x,
+                        w,
+                        stride,
+                        pad,
+                        out_pad,
+                    },
+                    shape,
+                ))
+            }
+            _ => Err(shape_err(format!(
+                "conv_transpose2d of {} with kernel {} (stride {stride}, pad {pad}, output padding {out_pad})",
+                show(self.shape(x)),
+                show(self.shape(w))
+            ))),
+        }
+    }
+
+    /// Group normalisation without the affine part: each sample's channels are split into `groups`
+    /// groups, and each group is shifted and scaled to zero mean and unit variance (biased, + `eps`).
+    pub fn group_norm(&mut self, x: NodeId, groups: usize, eps: f64) -> R {
+        let (c, h, w) = self.image_dims(x, "group_norm")?;
+        if groups == 0 || c % groups != 0 {
+            return Err(shape_err(format!(
+                "group_norm: {c} channels do not split into {groups} groups"
+            )));
+        }
+        let n = self.shape(x)[0];
+        let grouped = self.reshape(
+            x,
+            vec![n, Dim::Fixed(groups), Dim::Fixed(c / groups * h * w)],
+        )?;
+        let mean = self.mean(grouped, &[2], true)?;
+        let centred = self.sub(grouped, mean)?;
+        let sq = self.mul(centred, centred)?;
+        let var = self.mean(sq, &[2], true)?;
+        let e = self.scalar(eps);
+        let var_eps = self.add(var, e)?;
+        let inv = self.rsqrt(var_eps);
+        let normed = self.mul(centred, inv)?;
+        self.reshape(normed, self.shape(x).clone())
+    }
+
+    /// 2×2 average pooling with stride 2 (even spatial extents), as a reshape and a mean.
+    pub fn avg_pool2(&mut self, x: NodeId) -> R {
+        let (c, h, w) = self.image_dims(x, "avg_pool2")?;
+        if h % 2 != 0 || w % 2 != 0 {
+            return Err(shape_err(format!(
+                "avg_pool2 needs even height and width, got {}",
+                show(self.shape(x))
+            )));
+        }
+        let n = self.shape(x)[0];
+        let split = self.reshape(
+            x,
+            vec![
+                n,
+                Dim::Fixed(c),
+                Dim::Fixed(h / 2),
+                Dim::Fixed(2),
+                Dim::Fixed(w / 2),
+                Dim::Fixed(2),
+            ],
+        )?;
+        self.mean(split, &[3, 5], false)
+    }
+
+    /// 2× nearest-neighbour upsampling, as a reshape and two self-concatenations.
+    pub fn upsample2(&mut self, x: NodeId) -> R {
+        let (c, h, w) = self.image_dims(x, "upsample2")?;
+        let n = self.shape(x)[0];
+        let split = self.reshape(
+            x,
+            vec![
+                n,
+                Dim::Fixed(c),
+                Dim::Fixed(h),
+                Dim::Fixed(1),
+                Dim::Fixed(w),
+                Dim::Fixed(1),
+            ],
+        )?;
+        let wide = self.concat(&[split, split], 5)?;
+        let tall = self.concat(&[wide, wide], 3)?;
+        self.reshape(
+            tall,
+            vec![n, Dim::Fixed(c), Dim::Fixed(2 * h), Dim::Fixed(2 * w)],
+        )
     }
 }

@@ -135,6 +135,14 @@ pub fn eval(
                 v(x).reshape(dims)?
             }
             Op::ExpandLike(x, like) => v(x).broadcast_as(v(like).shape())?,
+            Op::Conv2d { x, w, stride, pad } => conv2d(v(x), v(w), *stride, *pad)?,
+            Op::ConvTranspose2d {
+                x,
+                w,
+                stride,
+                pad,
+                out_pad,
+            } => conv_transpose2d(v(x), v(w), *stride, *pad, *out_pad)?,
         };
         values[i] = Some(value);
     }
@@ -156,12 +164,60 @@ fn unary(f: Unary, a: &Tensor) -> Result<Tensor, GraphError> {
         Unary::Log => a.log()?,
         Unary::Sin => a.sin()?,
         Unary::Cos => a.cos()?,
+        Unary::Rsqrt => a.sqrt()?.recip()?,
     })
 }
 
 /// σ(a) through candle-nn's fused op, whose backward σ(1 − σ)·ḡ is itself built from tensor ops.
 fn sigmoid(a: &Tensor) -> candle_core::Result<Tensor> {
     candle_nn::ops::sigmoid(a)
+}
+
+/// Convolution. Stride 1 (every convolution of the UNet and of its gradient) runs as im2col built
+/// from shifted views plus one batched matrix product: Candle's own backward of `conv2d` goes
+/// through its direct `conv_transpose2d` loop, several times slower than the matrix products
+/// the backward of this formulation needs.
+fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> candle_core::Result<Tensor> {
+    if stride != 1 {
+        return x.conv2d(w, pad, stride, 1, 1);
+    }
+    let (n, c, h, wd) = x.dims4()?;
+    let (o, _, k, _) = w.dims4()?;
+    let (oh, ow) = (h + 2 * pad + 1 - k, wd + 2 * pad + 1 - k);
+    let cols = if k == 1 && pad == 0 {
+        x.reshape((n, c, h * wd))?
+    } else {
+        let xp = x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
+        let mut patches = Vec::with_capacity(k * k);
+        for dy in 0..k {
+            for dx in 0..k {
+                patches.push(xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?);
+            }
+        }
+        // [N, k·k·C, OH·OW], rows ordered (dy, dx, c).
+        Tensor::cat(&patches, 1)?.reshape((n, k * k * c, oh * ow))?
+    };
+    let wm = w.permute((0, 2, 3, 1))?.reshape((1, o, k * k * c))?;
+    let wm = wm.broadcast_as((n, o, k * k * c))?.contiguous()?;
+    wm.matmul(&cols.contiguous()?)?.reshape((n, o, oh, ow))
+}
+
+/// Transposed convolution. Stride 1 is a convolution with the spatially flipped kernel, its two
+/// channel axes swapped, and padding `k − 1 − pad`.
+fn conv_transpose2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: usize,
+    pad: usize,
+    out_pad: usize,
+) -> candle_core::Result<Tensor> {
+    let k = w.dim(2)?;
+    if stride != 1 || pad + 1 > k {
+        return x.conv_transpose2d(w, pad, out_pad, stride, 1);
+    }
+    let rev = Tensor::from_vec((0..k as u32).rev().collect::<Vec<_>>(), k, w.device())?;
+    let flipped = w.index_select(&rev, 2)?.index_select(&rev, 3)?;
+    conv2d(x, &flipped.transpose(0, 1)?, 1, k - 1 - pad)
 }
 
 fn resolve(shape: &[Dim], elems: usize) -> Vec<usize> {

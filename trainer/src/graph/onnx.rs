@@ -178,6 +178,25 @@ fn int_attr(name: &str, v: i64) -> AttributeProto {
     }
 }
 
+fn kernel_extent(g: &Graph, w: NodeId) -> i64 {
+    match g.shape(w)[2] {
+        Dim::Fixed(k) => k as i64,
+        Dim::Batch => unreachable!("kernels have fixed shapes by construction"),
+    }
+}
+
+/// Attributes shared by Conv and ConvTranspose: square kernel, equal strides and pads.
+fn conv_attrs(k: i64, stride: usize, pad: usize) -> Vec<AttributeProto> {
+    let (s, p) = (stride as i64, pad as i64);
+    vec![
+        ints_attr("kernel_shape", &[k, k]),
+        ints_attr("strides", &[s, s]),
+        ints_attr("pads", &[p, p, p, p]),
+        ints_attr("dilations", &[1, 1]),
+        int_attr("group", 1),
+    ]
+}
+
 impl Emitter {
     fn node(&mut self, op: &str, inputs: &[&str], output: &str, attrs: Vec<AttributeProto>) {
         self.nodes.push(NodeProto {
@@ -288,6 +307,13 @@ impl Emitter {
                     Unary::Log => "Log",
                     Unary::Sin => "Sin",
                     Unary::Cos => "Cos",
+                    Unary::Rsqrt => {
+                        let r = format!("{out}_sqrt");
+                        self.node("Sqrt", &[&a], &r, vec![]);
+                        self.node("Reciprocal", &[&r], &out, vec![]);
+                        self.names.insert(id, out);
+                        return Ok(());
+                    }
                     Unary::Silu => {
                         let s = format!("{out}_sigmoid");
                         if self.elem == ElemType::F64 {
@@ -395,6 +421,25 @@ impl Emitter {
                 let s = format!("{out}_shape");
                 self.node("Shape", &[&like], &s, vec![]);
                 self.node("Expand", &[&x, &s], &out, vec![]);
+            }
+            Op::Conv2d { x, w, stride, pad } => {
+                let k = kernel_extent(g, *w);
+                let (x, w) = (arg(x), arg(w));
+                self.node("Conv", &[&x, &w], &out, conv_attrs(k, *stride, *pad));
+            }
+            Op::ConvTranspose2d {
+                x,
+                w,
+                stride,
+                pad,
+                out_pad,
+            } => {
+                let k = kernel_extent(g, *w);
+                let (x, w) = (arg(x), arg(w));
+                let mut attrs = conv_attrs(k, *stride, *pad);
+                let op = *out_pad as i64;
+                attrs.push(ints_attr("output_padding", &[op, op]));
+                self.node("ConvTranspose", &[&x, &w], &out, attrs);
             }
         }
         self.names.insert(id, out);

@@ -15,6 +15,8 @@ pub enum Unary {
     Log,
     Sin,
     Cos,
+    /// 1/√a (GroupNorm's inverse standard deviation).
+    Rsqrt,
 }
 
 /// Element-wise functions of two tensors, with NumPy broadcasting.
@@ -76,6 +78,23 @@ pub enum Op {
     Reshape(NodeId, Shape),
     /// Broadcast the first argument to the shape of the second (whose values are not used).
     ExpandLike(NodeId, NodeId),
+    /// 2-D cross-correlation of `x` `[N, C, H, W]` with a kernel `w` `[O, C, k, k]`: square kernel,
+    /// equal stride and zero padding on both spatial axes.
+    Conv2d {
+        x: NodeId,
+        w: NodeId,
+        stride: usize,
+        pad: usize,
+    },
+    /// The adjoint of [`Op::Conv2d`] in `x`: `x` `[N, C, H, W]`, kernel `w` `[C, O, k, k]`; output
+    /// extent `(H − 1)·stride − 2·pad + k + out_pad`.
+    ConvTranspose2d {
+        x: NodeId,
+        w: NodeId,
+        stride: usize,
+        pad: usize,
+        out_pad: usize,
+    },
 }
 
 impl Op {
@@ -88,6 +107,7 @@ impl Op {
                 vec![*x]
             }
             Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::ExpandLike(a, b) => vec![*a, *b],
+            Op::Conv2d { x, w, .. } | Op::ConvTranspose2d { x, w, .. } => vec![*x, *w],
             Op::Concat(xs, _) => xs.clone(),
         }
     }

@@ -108,6 +108,12 @@ fn rule(
                     let s = g.sin(a);
                     g.neg(s)
                 }
+                Unary::Rsqrt => {
+                    // d(a^{-1/2})/da = −½·a^{-3/2} = −½·y³
+                    let y2 = g.mul(y, y)?;
+                    let y3 = g.mul(y2, y)?;
+                    g.scale(y3, -0.5)?
+                }
             };
             out.push((a, g.mul(gy, local)?));
         }
@@ -224,6 +230,38 @@ fn rule(
             let s = g.shape(*x).clone();
             out.push((*x, g.sum_to(gy, &s)?));
         }
+        Op::Conv2d { x, w, stride, pad } => {
+            if needs(*w) {
+                return Err(kernel_not_differentiable("conv2d"));
+            }
+            // The transposed convolution restores the input extent; rows that the strided
+            // forward pass never read come back through the output padding.
+            let fixed = |d: super::Dim| match d {
+                super::Dim::Fixed(n) => n,
+                super::Dim::Batch => unreachable!("spatial axes are fixed-size by construction"),
+            };
+            let h = fixed(g.shape(*x)[2]);
+            let ho = fixed(g.shape(y)[2]);
+            let k = fixed(g.shape(*w)[2]);
+            let out_pad = h + 2 * pad - ((ho - 1) * stride + k);
+            out.push((*x, g.conv_transpose2d(gy, *w, *stride, *pad, out_pad)?));
+        }
+        Op::ConvTranspose2d {
+            x, w, stride, pad, ..
+        } => {
+            if needs(*w) {
+                return Err(kernel_not_differentiable("conv_transpose2d"));
+            }
+            out.push((*x, g.conv2d(gy, *w, *stride, *pad)?));
+        }
     }
     Ok(out.into_iter().filter(|(a, _)| needs(*a)).collect())
+}
+
+/// Kernels are parameters: the explicit gradients are taken with respect to the inputs `x` and
+/// `t`, so a kernel computed from them is outside the op set (Candle's autograd handles θ).
+fn kernel_not_differentiable(op: &str) -> GraphError {
+    GraphError::NotDifferentiable(format!(
+        "{op} with a kernel that depends on the differentiated inputs"
+    ))
 }

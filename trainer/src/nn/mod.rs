@@ -1,11 +1,14 @@
 //! Potential networks written over the graph op set: ψ(x, t) = ½‖x − U(x, t)‖².
 
+mod conv_layers;
 mod mlp;
 mod params;
 mod potential;
 mod time_embedding;
+mod unet;
 
 pub use mlp::MlpConfig;
 pub use params::{init_params, Init, ParamSpec, Scope};
 pub use potential::{build_potential, Network, PotentialGraph};
 pub use time_embedding::TimeEmbedding;
+pub use unet::{UnetConfig, UnetPreset};

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::loss::LossConfig;
-use crate::nn::{MlpConfig, Network};
+use crate::nn::{MlpConfig, Network, UnetConfig};
 use crate::optim::OptimConfig;
 
 /// The network architecture.
@@ -12,12 +12,14 @@ use crate::optim::OptimConfig;
 #[serde(tag = "arch", rename_all = "snake_case")]
 pub enum ArchConfig {
     Mlp(MlpConfig),
+    Unet(UnetConfig),
 }
 
 impl ArchConfig {
     pub fn network(&self) -> &dyn Network {
         match self {
             ArchConfig::Mlp(m) => m,
+            ArchConfig::Unet(u) => u,
         }
     }
 }

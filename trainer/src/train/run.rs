@@ -266,8 +266,11 @@ impl Trainer {
         let xbar = Tensor::from_vec(xbar, (b, dim), &self.device)?;
         let batch = PathBatch::sample(xbar, &mut rng)?;
         let params = self.params();
+        // The loss works on flat [B, D] rows; the network sees records in their own shape.
+        let mut x_dims = vec![b];
+        x_dims.extend(&self.pg.data_shape);
         let inputs = HashMap::from([
-            ("x".to_string(), batch.xt.clone()),
+            ("x".to_string(), batch.xt.reshape(x_dims)?),
             ("t".to_string(), batch.t.clone()),
         ]);
         let out = eval(
@@ -280,7 +283,8 @@ impl Trainer {
             DType::F32,
             &self.device,
         )?;
-        let terms = loss(&self.config.loss, &out[0], &out[1], &out[2], &batch)?;
+        let velocity = out[1].reshape((b, dim))?;
+        let terms = loss(&self.config.loss, &out[0], &velocity, &out[2], &batch)?;
         let values = terms.values()?;
         let log = StepLog {
             step: step + 1,

@@ -110,3 +110,32 @@ pub fn gradient_loss(g: &Tensor, s: &Tensor, u: &Tensor) -> Tensor {
     let c = s.sqr().unwrap().mean_all().unwrap();
     ((a + b).unwrap() + c).unwrap()
 }
+
+/// A small UNet potential (2×8×8 images, 2 levels, attention at the second) whose every parameter
+/// (the zero-initialised output convolution too) is random and non-zero.
+pub fn random_unet(seed: u64, dtype: DType) -> (PotentialGraph, VarMap) {
+    let cfg = tiny_unet();
+    let mut pg = build_potential(&cfg).unwrap();
+    for p in &mut pg.params {
+        if p.init == Init::Zeros {
+            p.init = Init::Uniform(0.3);
+        }
+    }
+    let varmap = VarMap::new();
+    init_params(&pg.params, &varmap, seed, dtype, &Device::Cpu).unwrap();
+    (pg, varmap)
+}
+
+/// The configuration behind [`random_unet`].
+pub fn tiny_unet() -> vpfb_trainer::nn::UnetConfig {
+    vpfb_trainer::nn::UnetConfig {
+        image: [2, 8, 8],
+        base: 8,
+        mults: vec![1, 2],
+        blocks: 1,
+        attention: vec![1],
+        groups: 4,
+        time_features: 8,
+        time_dim: 16,
+    }
+}

@@ -6,7 +6,7 @@ use candle_core::Device;
 use clap::{Args, ValueEnum};
 use vpfb_trainer::data::DataSpec;
 use vpfb_trainer::loss::{CovMode, LossConfig, LossPreset, Reduce, SourceTerm};
-use vpfb_trainer::nn::MlpConfig;
+use vpfb_trainer::nn::{MlpConfig, UnetConfig, UnetPreset};
 use vpfb_trainer::optim::OptimConfig;
 use vpfb_trainer::train::{sample_quality, write_plots, ArchConfig, RunConfig, Trainer};
 
@@ -14,12 +14,16 @@ use crate::progress::Reporter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Arch {
+    /// Time-embedded MLP for vectors (2-D toys, tables).
     Mlp,
+    /// Convolutional UNet for images (idx: and images: data).
+    Unet,
 }
 
 #[derive(Args)]
 pub struct FitArgs {
-    /// Training data: moons, circles, 8gaussians, checkerboard, spirals, pinwheel, or csv:PATH.
+    /// Training data: moons, circles, 8gaussians, checkerboard, spirals, pinwheel, csv:PATH,
+    /// idx:PATH (MNIST-format images, .gz or not) or images:DIR (same-sized PNG/JPEG files).
     #[arg(long, required_unless_present = "resume")]
     data: Option<String>,
     /// Total optimisation steps (with --resume: the new total, at least the checkpoint's step).
@@ -46,10 +50,25 @@ pub struct FitArgs {
     /// Network architecture.
     #[arg(long, value_enum, default_value_t = Arch::Mlp)]
     arch: Arch,
-    /// Hidden width.
+    /// UNet size preset; --base, --levels and --blocks override single settings of it.
+    #[arg(long, value_enum, default_value_t = UnetPreset::Cpu)]
+    preset: UnetPreset,
+    /// UNet channels at the first level.
+    #[arg(long)]
+    base: Option<usize>,
+    /// UNet resolution levels (each halves the image; the extent must stay even).
+    #[arg(long)]
+    levels: Option<usize>,
+    /// UNet residual blocks per level.
+    #[arg(long)]
+    blocks: Option<usize>,
+    /// UNet levels with self-attention, comma-separated (0 = full resolution); `none` for none.
+    #[arg(long)]
+    attention: Option<String>,
+    /// MLP hidden width.
     #[arg(long, default_value_t = 128)]
     hidden: usize,
-    /// Hidden layers.
+    /// MLP hidden layers.
     #[arg(long, default_value_t = 3)]
     layers: usize,
     /// Loss preset; the flags below override single switches of it.
@@ -115,6 +134,45 @@ fn device(spec: &str) -> Result<Device> {
     }
 }
 
+fn unet_config(a: &FitArgs, image: [usize; 3]) -> Result<UnetConfig> {
+    let mut c = UnetConfig::preset(a.preset, image);
+    if let Some(levels) = a.levels {
+        if levels == 0 {
+            bail!("--levels must be at least 1");
+        }
+        c = c.with_levels(levels);
+    }
+    if let Some(base) = a.base {
+        c.base = base;
+        c.time_dim = 4 * base.min(64);
+    }
+    if let Some(blocks) = a.blocks {
+        c.blocks = blocks;
+    }
+    if let Some(list) = &a.attention {
+        c.attention = if list == "none" {
+            vec![]
+        } else {
+            list.split(',')
+                .map(|v| {
+                    let l: usize = v
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("--attention: `{v}` is not a level number"))?;
+                    if l >= c.mults.len() {
+                        bail!(
+                            "--attention: level {l} does not exist ({} levels)",
+                            c.mults.len()
+                        );
+                    }
+                    Ok(l)
+                })
+                .collect::<Result<_>>()?
+        };
+    }
+    Ok(c)
+}
+
 fn loss_config(a: &FitArgs) -> LossConfig {
     let mut c = LossConfig::preset(a.loss);
     if let Some(v) = a.source {
@@ -171,11 +229,19 @@ pub fn run(a: FitArgs) -> Result<()> {
         let Some(steps) = a.steps else {
             bail!("--steps is required for a new run")
         };
-        let dim = vpfb_trainer::data::Dataset::load(&data, a.seed)
+        let shape = vpfb_trainer::data::Dataset::load(&data, a.seed)
             .with_context(|| format!("loading {data}"))?
-            .dim();
-        let arch = match a.arch {
-            Arch::Mlp => ArchConfig::Mlp(MlpConfig::new(dim, a.hidden, a.layers)),
+            .record_shape();
+        let arch = match (a.arch, shape.as_slice()) {
+            (Arch::Mlp, _) => ArchConfig::Mlp(MlpConfig::new(
+                shape.iter().product(),
+                a.hidden,
+                a.layers,
+            )),
+            (Arch::Unet, &[c, h, w]) => ArchConfig::Unet(unet_config(&a, [c, h, w])?),
+            (Arch::Unet, other) => bail!(
+                "--arch unet needs image data (idx:PATH or images:DIR); {data} has records of shape {other:?}"
+            ),
         };
         let config = RunConfig {
             data,

@@ -39,8 +39,8 @@ fn tune_allocator() {
     // SAFETY: mallopt only adjusts allocator thresholds; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
-        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
