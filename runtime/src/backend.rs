@@ -77,3 +77,9 @@ pub fn open(
         )),
     }
 }
+
+/// Records evaluated together by the chunked commands: up to 4096, fewer for large records (about
+/// 256 Ki values per chunk, e.g. 334 images of 28×28), which bounds the activations' memory.
+pub fn chunk_rows(record_len: usize) -> usize {
+    (262_144 / record_len.max(1)).clamp(1, 4096)
+}

@@ -167,12 +167,11 @@ fn is_image_file(p: &Path) -> bool {
 /// Reads every PNG/JPEG in `dir` (sorted by name; other files are ignored). All images must have
 /// the same size; they are read as grayscale when every one is grayscale, else as RGB.
 pub fn read_image_dir(dir: &Path) -> Result<ImageSet, IoError> {
-    let read_err = |source| IoError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(read_err)?
+        .map_err(|source| IoError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && is_image_file(p))
         .collect();
@@ -183,18 +182,28 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageSet, IoError> {
             "no .png, .jpg or .jpeg files in this folder",
         ));
     }
+    read_image_files(&files)
+}
+
+/// Reads the given PNG/JPEG files as one set (same size; grayscale when all are grayscale).
+pub fn read_image_files(files: &[PathBuf]) -> Result<ImageSet, IoError> {
+    let Some(first) = files.first() else {
+        return Ok(ImageSet {
+            shape: [1, 0, 0],
+            pixels: vec![],
+            names: vec![],
+        });
+    };
     let mut decoded = Vec::with_capacity(files.len());
-    for f in &files {
+    for f in files {
+        let read_err = |source| IoError::Read {
+            path: f.clone(),
+            source,
+        };
         let img = image::ImageReader::open(f)
-            .map_err(|source| IoError::Read {
-                path: f.clone(),
-                source,
-            })?
+            .map_err(read_err)?
             .with_guessed_format()
-            .map_err(|source| IoError::Read {
-                path: f.clone(),
-                source,
-            })?
+            .map_err(read_err)?
             .decode()
             .map_err(|e| format_err(f, format!("cannot decode image: {e}")))?;
         decoded.push(img);
@@ -203,7 +212,7 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageSet, IoError> {
     let (w, h) = (decoded[0].width() as usize, decoded[0].height() as usize);
     let c = if gray { 1 } else { 3 };
     let mut pixels = Vec::with_capacity(files.len() * c * h * w);
-    for (img, f) in decoded.iter().zip(&files) {
+    for (img, f) in decoded.iter().zip(files) {
         if (img.width() as usize, img.height() as usize) != (w, h) {
             return Err(format_err(
                 f,
@@ -211,7 +220,7 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageSet, IoError> {
                     "is {}×{}, but {} is {w}×{h}; all images must have one size",
                     img.width(),
                     img.height(),
-                    files[0].display()
+                    first.display()
                 ),
             ));
         }
@@ -240,10 +249,12 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageSet, IoError> {
     })
 }
 
-/// Reads images from an IDX file or a folder, whichever `path` is.
+/// Reads images from a folder, an IDX file or a single PNG/JPEG file, whichever `path` is.
 pub fn read_images(path: &Path) -> Result<ImageSet, IoError> {
     if path.is_dir() {
         read_image_dir(path)
+    } else if is_image_file(path) {
+        read_image_files(&[path.to_path_buf()])
     } else {
         read_idx(path)
     }

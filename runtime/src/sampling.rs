@@ -8,9 +8,6 @@ use crate::solver::{integrate, SolveStats, Solver, VelocityField, T_END, T_START
 use crate::ModelError;
 use crate::Normalization;
 
-/// Records integrated together.
-pub const CHUNK: usize = 4096;
-
 /// `n` samples in raw units (row-major) and the total cost. Noise is drawn from `seed`, so the same
 /// seed gives the same samples whatever the chunking.
 pub fn sample(
@@ -38,7 +35,7 @@ pub fn sample_field<F: VelocityField + ?Sized>(
         .collect();
     let mut out = Vec::with_capacity(n * d);
     let mut total = SolveStats::default();
-    for chunk in noise.chunks(CHUNK * d) {
+    for chunk in noise.chunks(crate::backend::chunk_rows(d) * d) {
         let mut x = chunk.to_vec();
         let s = integrate(field, &mut x, solver, T_START, T_END)?;
         total.nfe += s.nfe;

@@ -4,15 +4,21 @@ use crate::backend::Backend;
 use crate::ood::Score;
 use crate::ModelError;
 
-/// Records per evaluation (keeps memory bounded for large files).
-pub const CHUNK: usize = 4096;
-
 /// Anomaly scores for raw records (`values.len() / record_len` of them).
 pub fn score_raw(
     model: &dyn Backend,
     values: &[f64],
     score: Score,
 ) -> Result<Vec<f64>, ModelError> {
+    Ok(score_raw_many(model, values, &[score])?.remove(0))
+}
+
+/// Several anomaly scores from the same single evaluation per record: one vector per score.
+pub fn score_raw_many(
+    model: &dyn Backend,
+    values: &[f64],
+    scores: &[Score],
+) -> Result<Vec<Vec<f64>>, ModelError> {
     let meta = &model.file().meta;
     let d = meta.record_len();
     if d == 0 || values.len() % d != 0 {
@@ -22,8 +28,8 @@ pub fn score_raw(
             expected: (values.len() / d.max(1)) * d,
         });
     }
-    let mut out = Vec::with_capacity(values.len() / d);
-    for chunk in values.chunks(CHUNK * d) {
+    let mut out = vec![Vec::with_capacity(values.len() / d); scores.len()];
+    for chunk in values.chunks(crate::backend::chunk_rows(d) * d) {
         let x: Vec<f32> = meta
             .normalization
             .to_model(chunk, d)
@@ -32,7 +38,9 @@ pub fn score_raw(
             .collect();
         let n = chunk.len() / d;
         let e = model.evaluate(&x, &vec![1.0; n])?;
-        out.extend(score.compute(&x, &e.psi, &e.velocity, d));
+        for (o, s) in out.iter_mut().zip(scores) {
+            o.extend(s.compute(&x, &e.psi, &e.velocity, d));
+        }
     }
     Ok(out)
 }

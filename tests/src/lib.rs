@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use vpfb_runtime::{ModelMeta, Normalization};
-use vpfb_trainer::nn::{build_potential, init_params, Init, MlpConfig, Network, PotentialGraph};
+use vpfb_trainer::nn::{
+    build_potential, init_params, Init, MlpConfig, Network, PotentialGraph, UnetConfig,
+};
 
 /// An MLP potential with random, non-zero weights everywhere (its output layer too), so exported
 /// graphs are exercised away from the trivial ψ = ½‖x‖².
@@ -25,6 +27,28 @@ pub fn random_mlp(
     let varmap = VarMap::new();
     init_params(&pg.params, &varmap, seed, DType::F32, &Device::Cpu).expect("params initialise");
     let meta = ModelMeta::new(cfg.data_shape(), Normalization::Identity, cfg.describe());
+    (pg, varmap, meta)
+}
+
+/// A UNet potential of the given configuration with random, non-zero weights everywhere, and the
+/// metadata of an image model (pixels 0–255 mapped to [-1, 1]).
+pub fn random_unet(cfg: &UnetConfig, seed: u64) -> (PotentialGraph, VarMap, ModelMeta) {
+    let mut pg = build_potential(cfg).expect("unet graph builds");
+    for p in &mut pg.params {
+        if p.init == Init::Zeros {
+            p.init = Init::Uniform(0.05);
+        }
+    }
+    let varmap = VarMap::new();
+    init_params(&pg.params, &varmap, seed, DType::F32, &Device::Cpu).expect("params initialise");
+    let meta = ModelMeta::new(
+        cfg.data_shape(),
+        Normalization::Affine {
+            offset: 127.5,
+            scale: 127.5,
+        },
+        cfg.describe(),
+    );
     (pg, varmap, meta)
 }
 

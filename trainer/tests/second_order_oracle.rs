@@ -63,3 +63,72 @@ fn explicit_path_matches_candle_second_order_autograd() {
         );
     }
 }
+
+#[test]
+fn unet_explicit_path_matches_candle_second_order_autograd() {
+    // SAFETY: as above; each test sets the variable before its own thread's first backward pass.
+    unsafe { std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1") };
+    let (pg, varmap) = random_unet(51, DType::F64);
+    let n = 2;
+    let d: usize = pg.data_shape.iter().product();
+    let mut dims = vec![n];
+    dims.extend(&pg.data_shape);
+    let mut r = rng(52);
+    let x = normal(&mut r, n * d, 1.0);
+    let t = uniform(&mut r, n, 0.0, 1.0);
+    let ut = tensor(&normal(&mut r, n * d, 1.0), &[n, d]);
+    let params = param_tensors(&varmap);
+
+    let bound = HashMap::from([
+        ("x".to_string(), tensor(&x, &dims)),
+        ("t".to_string(), tensor(&t, &[n])),
+    ]);
+    let out = run(
+        &pg.graph,
+        &bound,
+        &params,
+        &[pg.velocity, pg.dpsi_dt],
+        DType::F64,
+    );
+    let explicit = gradient_loss(&out[0].reshape((n, d)).unwrap(), &out[1], &ut)
+        .backward()
+        .unwrap();
+
+    let xv = Var::from_tensor(&tensor(&x, &dims)).unwrap();
+    let tv = Var::from_tensor(&tensor(&t, &[n])).unwrap();
+    let bound = HashMap::from([
+        ("x".to_string(), xv.as_tensor().clone()),
+        ("t".to_string(), tv.as_tensor().clone()),
+    ]);
+    let psi = run(&pg.graph, &bound, &params, &[pg.psi], DType::F64).remove(0);
+    let first = psi.sum_all().unwrap().backward().unwrap();
+    let gx = first.get(xv.as_tensor()).unwrap().reshape((n, d)).unwrap();
+    let gt = first.get(tv.as_tensor()).unwrap().clone();
+    let oracle = gradient_loss(&gx, &gt, &ut).backward().unwrap();
+
+    let mut compared = 0;
+    for name in param_names(&varmap) {
+        let v = var(&varmap, &name);
+        let a = flat(explicit.get(v.as_tensor()).unwrap());
+        let b = flat(
+            oracle
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("oracle has no gradient for {name}")),
+        );
+        // Floor 1e-6 of the largest entry: the key bias's true gradient is zero (softmax shift
+        // invariance), where both sides hold only rounding.
+        let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-6);
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max)
+            / scale;
+        assert!(
+            err <= 1e-5,
+            "dLoss/d{name}: explicit path vs Candle second order: {err:.2e}"
+        );
+        compared += 1;
+    }
+    assert!(compared > 40, "compared only {compared} parameter tensors");
+}

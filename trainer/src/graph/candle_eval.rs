@@ -40,6 +40,19 @@ pub fn eval(
             }
         }
     }
+    // Drop each value after its last reader, so evaluation without autograd (sampling, scoring,
+    // calibration of image models) holds only the live tensors, not every intermediate.
+    let mut last_use: Vec<usize> = (0..=last).collect();
+    for i in 0..=last {
+        if needed[i] {
+            for a in graph.nodes()[i].op.args() {
+                last_use[a.index()] = i;
+            }
+        }
+    }
+    for t in targets {
+        last_use[t.index()] = usize::MAX;
+    }
     let mut values: Vec<Option<Tensor>> = vec![None; last + 1];
     let mut batch: Option<usize> = None;
     for i in 0..=last {
@@ -145,6 +158,11 @@ pub fn eval(
             } => conv_transpose2d(v(x), v(w), *stride, *pad, *out_pad)?,
         };
         values[i] = Some(value);
+        for a in node.op.args() {
+            if last_use[a.index()] == i {
+                values[a.index()] = None;
+            }
+        }
     }
     Ok(targets
         .iter()

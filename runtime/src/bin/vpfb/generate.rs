@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use vpfb_runtime::generation::{inpaint, interpolate, Composition};
-use vpfb_runtime::io::{read_records, write_records};
+use vpfb_runtime::io::write_records;
 
 use super::model_arg::{load, RunOpts};
+use super::records_arg::{image_shape, output_kind, read_input, write_output, OutputKind};
 use super::solver_arg::{header, SolverOpts};
 
 #[derive(Args)]
@@ -20,9 +21,12 @@ pub struct InterpolateArgs {
     frames: usize,
     #[command(flatten)]
     solver: SolverOpts,
-    /// Output .csv or .npy: one row per frame, in order.
+    /// Output .csv or .npy (one row per frame, in order); for image models also a .png strip.
     #[arg(long)]
     out: PathBuf,
+    /// Independent pairs of endpoints, one strip (row) each.
+    #[arg(long, default_value_t = 1)]
+    pairs: usize,
     #[command(flatten)]
     run: RunOpts,
 }
@@ -31,16 +35,34 @@ pub fn interpolate_cmd(a: InterpolateArgs) -> Result<()> {
     if a.frames < 2 {
         bail!("--frames must be at least 2");
     }
+    if a.pairs == 0 {
+        bail!("--pairs must be positive");
+    }
     let model = load(a.model.as_deref(), &a.run)?;
-    let (values, stats) = interpolate(model.as_ref(), a.frames, a.solver.solver()?, a.solver.seed)
-        .context("interpolating")?;
-    let d = model.file().meta.record_len();
-    write_records(&a.out, &header(d), d, &values)?;
+    output_kind(&a.out, &model.file().meta)?;
+    let mut values = Vec::new();
+    let mut nfe = 0;
+    for p in 0..a.pairs {
+        // Pair p uses seed + p, so pair 0 is what a single-pair run with this seed gives.
+        let (v, stats) = interpolate(
+            model.as_ref(),
+            a.frames,
+            a.solver.solver()?,
+            a.solver.seed.wrapping_add(p as u64),
+        )
+        .with_context(|| format!("interpolating pair {}", p + 1))?;
+        values.extend(v);
+        nfe += stats.nfe;
+    }
+    let written = write_output(
+        &a.out,
+        &model.file().meta,
+        &values,
+        Some((a.pairs, a.frames)),
+    )?;
     eprintln!(
-        "wrote {} frames to {} ({} function evaluations)",
-        a.frames,
-        a.out.display(),
-        stats.nfe
+        "wrote {} pairs × {} frames to {written} ({nfe} function evaluations)",
+        a.pairs, a.frames
     );
     Ok(())
 }
@@ -112,55 +134,137 @@ pub struct InpaintArgs {
     /// Model file (.onnx); without it, the built-in moons model.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Records (.csv or .npy, raw units); values in the unknown columns are ignored.
+    /// Records (.csv or .npy, raw units; values in the unknown places are ignored); for image models
+    /// also an IDX file, a folder of images or one image file.
     #[arg(long)]
     input: PathBuf,
+    /// Use only the first K records of the input.
+    #[arg(long)]
+    count: Option<usize>,
     /// Columns to fill, 0-based, comma-separated (e.g. `1` or `0,2`).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "mask",
+        conflicts_with = "mask"
+    )]
     unknown: Vec<usize>,
+    /// Image models: the region to fill, one of right-half, left-half, top-half, bottom-half,
+    /// center, or a PNG of the image's size whose non-black pixels mark the region.
+    #[arg(long)]
+    mask: Option<String>,
     #[command(flatten)]
     solver: SolverOpts,
-    /// Output .csv or .npy: the completed records.
+    /// Output .csv or .npy (the completed records); for image models also a folder of PNGs, or a
+    /// .png grid with one row per image: original | masked | completed.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
     run: RunOpts,
 }
 
-pub fn inpaint_cmd(a: InpaintArgs) -> Result<()> {
-    let model = load(a.model.as_deref(), &a.run)?;
-    let d = model.file().meta.record_len();
-    let records = read_records(&a.input)?;
-    if records.cols != d {
+/// The unknown places of one `[C, H, W]` image for a named region or a mask image.
+fn image_mask(spec: &str, shape: [usize; 3]) -> Result<Vec<bool>> {
+    let [c, h, w] = shape;
+    let region = |y: usize, x: usize| match spec {
+        "right-half" => Some(x >= w / 2),
+        "left-half" => Some(x < w / 2),
+        "top-half" => Some(y < h / 2),
+        "bottom-half" => Some(y >= h / 2),
+        "center" => Some((h / 4..h - h / 4).contains(&y) && (w / 4..w - w / 4).contains(&x)),
+        _ => None,
+    };
+    if region(0, 0).is_some() {
+        let plane: Vec<bool> = (0..h * w)
+            .map(|p| region(p / w, p % w) == Some(true))
+            .collect();
+        return Ok((0..c).flat_map(|_| plane.iter().copied()).collect());
+    }
+    let path = std::path::Path::new(spec);
+    if !path.is_file() {
+        bail!("--mask `{spec}` is neither a region (right-half, left-half, top-half, bottom-half, center) nor an image file");
+    }
+    let set = vpfb_runtime::images::read_images(path).with_context(|| format!("--mask {spec}"))?;
+    if set.shape[1..] != shape[1..] {
         bail!(
-            "{} has {} columns, the model takes {d}",
-            a.input.display(),
-            records.cols
+            "--mask {spec} is {}×{}, the model's images are {h}×{w}",
+            set.shape[2],
+            set.shape[1]
         );
     }
-    let mut unknown = vec![false; d];
-    for &c in &a.unknown {
-        if c >= d {
-            bail!(
-                "--unknown column {c} is out of range (the model has columns 0..{})",
-                d - 1
-            );
+    // A pixel is unknown when any mask channel is non-zero; it applies to every model channel.
+    let plane: Vec<bool> = (0..h * w)
+        .map(|p| (0..set.shape[0]).any(|ch| set.pixels[ch * h * w + p] > 0.0))
+        .collect();
+    Ok((0..c).flat_map(|_| plane.iter().copied()).collect())
+}
+
+pub fn inpaint_cmd(a: InpaintArgs) -> Result<()> {
+    let model = load(a.model.as_deref(), &a.run)?;
+    let meta = &model.file().meta;
+    let d = meta.record_len();
+    let kind = output_kind(&a.out, meta)?;
+    let input = read_input(&a.input, meta)?;
+    let mut records = input.values;
+    if let Some(k) = a.count {
+        if k == 0 {
+            bail!("--count must be positive");
         }
-        unknown[c] = true;
+        records.truncate(k * d);
+    }
+    let rows = records.len() / d;
+    if rows == 0 {
+        bail!("{} holds no records", a.input.display());
+    }
+    let unknown = match (&a.mask, image_shape(meta)) {
+        (Some(spec), Some(shape)) => image_mask(spec, shape)?,
+        (Some(_), None) => bail!(
+            "--mask needs an image model; this model's records have shape {:?} (use --unknown COLUMNS)",
+            meta.data_shape
+        ),
+        (None, _) => {
+            let mut unknown = vec![false; d];
+            for &c in &a.unknown {
+                if c >= d {
+                    bail!(
+                        "--unknown column {c} is out of range (the model has columns 0..{})",
+                        d - 1
+                    );
+                }
+                unknown[c] = true;
+            }
+            unknown
+        }
+    };
+    if !unknown.iter().any(|&u| u) {
+        bail!("the mask leaves nothing to fill");
     }
     let (values, stats) = inpaint(
         model.as_ref(),
-        &records.values,
+        &records,
         &unknown,
         a.solver.solver()?,
         a.solver.seed,
     )
     .context("inpainting")?;
-    write_records(&a.out, &header(d), d, &values)?;
+    let written = if kind == OutputKind::Grid {
+        // One row per image: the original, the masked input (unknown pixels grey), the completion.
+        let mut tiles = Vec::with_capacity(3 * values.len());
+        for (orig, done) in records.chunks(d).zip(values.chunks(d)) {
+            tiles.extend_from_slice(orig);
+            tiles.extend(
+                orig.iter()
+                    .zip(&unknown)
+                    .map(|(&v, &u)| if u { 127.5 } else { v }),
+            );
+            tiles.extend_from_slice(done);
+        }
+        write_output(&a.out, meta, &tiles, Some((rows, 3)))?
+    } else {
+        write_output(&a.out, meta, &values, None)?
+    };
     eprintln!(
-        "completed {} records into {} ({} function evaluations)",
-        records.rows(),
-        a.out.display(),
+        "completed {rows} records into {written} ({} function evaluations)",
         stats.nfe
     );
     Ok(())

@@ -4,6 +4,7 @@ mod bench;
 mod generate;
 mod info;
 mod model_arg;
+mod records_arg;
 mod sample;
 mod score;
 mod solver_arg;

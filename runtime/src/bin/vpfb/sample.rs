@@ -3,11 +3,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use vpfb_runtime::io::write_records;
 use vpfb_runtime::sampling::sample;
 
 use super::model_arg::{load, RunOpts};
-use super::solver_arg::{header, SolverOpts};
+use super::records_arg::{output_kind, parse_grid, write_output};
+use super::solver_arg::SolverOpts;
 
 #[derive(Args)]
 pub struct SampleArgs {
@@ -19,9 +19,13 @@ pub struct SampleArgs {
     n: usize,
     #[command(flatten)]
     solver: SolverOpts,
-    /// Output: .csv or .npy, raw units.
+    /// Output: .csv or .npy (raw units); for image models also a .png grid or a folder of PNGs
+    /// (a path ending in `/` or without an extension).
     #[arg(long)]
     out: PathBuf,
+    /// Tile layout of a .png grid, ROWSxCOLS (default: near-square).
+    #[arg(long, value_parser = parse_grid)]
+    grid: Option<(usize, usize)>,
     #[command(flatten)]
     run: RunOpts,
 }
@@ -32,14 +36,14 @@ pub fn run(a: SampleArgs) -> Result<()> {
     }
     let solver = a.solver.solver()?;
     let model = load(a.model.as_deref(), &a.run)?;
+    // Refuse an unusable output path before spending the sampling time.
+    output_kind(&a.out, &model.file().meta)?;
     let t0 = Instant::now();
     let (values, stats) = sample(model.as_ref(), a.n, solver, a.solver.seed).context("sampling")?;
-    let d = model.file().meta.record_len();
-    write_records(&a.out, &header(d), d, &values)?;
+    let written = write_output(&a.out, &model.file().meta, &values, a.grid)?;
     eprintln!(
-        "wrote {} samples to {} ({:?}, {} function evaluations, {:.2} s)",
+        "wrote {} samples to {written} ({:?}, {} function evaluations, {:.2} s)",
         a.n,
-        a.out.display(),
         a.solver.solver,
         stats.nfe,
         t0.elapsed().as_secs_f64()

@@ -3,9 +3,9 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use vpfb_runtime::io::{parse_record, read_records, write_records};
+use vpfb_runtime::io::{parse_record, write_records};
 use vpfb_runtime::ood::{auroc, Score};
-use vpfb_runtime::scoring::{default_score, score_raw, threshold};
+use vpfb_runtime::scoring::{default_score, score_raw, score_raw_many, threshold};
 use vpfb_runtime::Backend;
 
 #[derive(Args)]
@@ -13,10 +13,12 @@ pub struct ScoreArgs {
     /// Model file (.onnx).
     #[arg(long)]
     model: PathBuf,
-    /// Records to score: .csv (raw units, same columns as training; optional header) or .npy.
+    /// Records to score: .csv (raw units, same columns as training; optional header) or .npy; for
+    /// image models also an IDX file (.gz or not), a folder of PNG/JPEG images or one image.
     #[arg(long, required_unless_present = "stream", conflicts_with = "stream")]
     input: Option<PathBuf>,
-    /// Score: paper, grad-norm or recon (default: the model's).
+    /// Score: paper, grad-norm or recon (default: the model's); `all` writes every score's anomaly
+    /// value as its own column (no threshold, no outlier column) from one evaluation per record.
     #[arg(long)]
     score: Option<String>,
     /// Outlier threshold (default: the model's calibrated 5 % false-positive point).
@@ -64,6 +66,9 @@ fn stream(model: &dyn Backend, score: Score, thr: f64) -> Result<()> {
 pub fn run(a: ScoreArgs) -> Result<()> {
     let model = super::model_arg::load(Some(&a.model), &a.run)?;
     let model = model.as_ref();
+    if a.score.as_deref() == Some("all") {
+        return all_scores(model, &a);
+    }
     let score: Score = match &a.score {
         Some(s) => s.parse().map_err(anyhow::Error::msg)?,
         None => default_score(model),
@@ -76,15 +81,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         a.input.expect("clap requires --input"),
         a.out.expect("clap requires --out"),
     );
-    let records = read_records(&input)?;
-    let d = model.file().meta.record_len();
-    if records.cols != d {
-        bail!(
-            "{} has {} columns, the model takes {d}",
-            input.display(),
-            records.cols
-        );
-    }
+    let records = super::records_arg::read_input(&input, &model.file().meta)?;
     let scores = score_raw(model, &records.values, score).context("scoring")?;
     let rows: Vec<f64> = scores
         .iter()
@@ -97,35 +94,77 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         scores.len(),
         out.display()
     );
-    if let Some(lp) = a.labels {
-        let text = std::fs::read_to_string(&lp)
-            .with_context(|| format!("reading labels {}", lp.display()))?;
-        let labels: Vec<bool> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && *l != "label")
-            .enumerate()
-            .map(|(i, l)| match l {
-                "0" => Ok(false),
-                "1" => Ok(true),
-                other => bail!(
-                    "{} line {}: label `{other}` is not 0 or 1",
-                    lp.display(),
-                    i + 1
-                ),
-            })
-            .collect::<Result<_>>()?;
-        if labels.len() != scores.len() {
-            bail!(
-                "{} has {} labels for {} records",
-                lp.display(),
-                labels.len(),
-                scores.len()
-            );
-        }
+    if let Some(lp) = &a.labels {
+        let labels = read_labels(lp, scores.len())?;
         match auroc(&scores, &labels) {
             Some(v) => println!("AUROC {v:.4}"),
             None => bail!("AUROC needs both 0 and 1 labels in {}", lp.display()),
+        }
+    }
+    Ok(())
+}
+
+/// One 0/1 label per record (an optional `label` header line is skipped).
+fn read_labels(lp: &std::path::Path, expected: usize) -> Result<Vec<bool>> {
+    let text =
+        std::fs::read_to_string(lp).with_context(|| format!("reading labels {}", lp.display()))?;
+    let labels: Vec<bool> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "label")
+        .enumerate()
+        .map(|(i, l)| match l {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            other => bail!(
+                "{} line {}: label `{other}` is not 0 or 1",
+                lp.display(),
+                i + 1
+            ),
+        })
+        .collect::<Result<_>>()?;
+    if labels.len() != expected {
+        bail!(
+            "{} has {} labels for {expected} records",
+            lp.display(),
+            labels.len()
+        );
+    }
+    Ok(labels)
+}
+
+/// `--score all`: every score as a column, and with --labels the AUROC of each.
+fn all_scores(model: &dyn Backend, a: &ScoreArgs) -> Result<()> {
+    if a.stream {
+        bail!("--score all writes a table; it does not apply to --stream");
+    }
+    if a.threshold.is_some() {
+        bail!("--threshold applies to one score; drop it with --score all");
+    }
+    let (input, out) = (
+        a.input.as_ref().expect("clap requires --input"),
+        a.out.as_ref().expect("clap requires --out"),
+    );
+    let records = super::records_arg::read_input(input, &model.file().meta)?;
+    let columns = score_raw_many(model, &records.values, &Score::ALL).context("scoring")?;
+    let n = columns[0].len();
+    let rows: Vec<f64> = (0..n)
+        .flat_map(|i| columns.iter().map(move |c| c[i]))
+        .collect();
+    let header: Vec<&str> = Score::ALL.iter().map(|s| s.name()).collect();
+    write_records(out, &header.join(","), Score::ALL.len(), &rows)?;
+    eprintln!(
+        "scored {n} records with every score ({}) -> {}",
+        header.join(", "),
+        out.display()
+    );
+    if let Some(lp) = &a.labels {
+        let labels = read_labels(lp, n)?;
+        for (s, c) in Score::ALL.iter().zip(&columns) {
+            match auroc(c, &labels) {
+                Some(v) => println!("AUROC {:<10} {v:.4}", s.name()),
+                None => bail!("AUROC needs both 0 and 1 labels in {}", lp.display()),
+            }
         }
     }
     Ok(())

@@ -58,9 +58,10 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let report = export_with(&trainer.pg, &ema, &meta, &a.out)
         .with_context(|| format!("exporting to {}", a.out.display()))?;
     println!(
-        "wrote {} (step {}, EMA weights; parity vs Candle at batch 1/7/1024: psi {:.1e}, velocity {:.1e}, dpsi_dt {:.1e})",
+        "wrote {} (step {}, EMA weights; parity vs Candle at batch {:?}: psi {:.1e}, velocity {:.1e}, dpsi_dt {:.1e})",
         a.out.display(),
         trainer.opt.step,
+        vpfb_trainer::export::parity_batches(&trainer.pg),
         report.psi,
         report.velocity,
         report.dpsi_dt

