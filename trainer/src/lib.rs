@@ -4,6 +4,8 @@
 pub mod calibrate;
 pub mod candle_field;
 pub mod data;
+pub mod device;
+pub mod device_check;
 pub mod export;
 pub mod graph;
 pub mod loss;

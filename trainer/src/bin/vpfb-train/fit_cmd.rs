@@ -2,7 +2,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
 use clap::{Args, ValueEnum};
 use vpfb_trainer::data::DataSpec;
 use vpfb_trainer::loss::{CovMode, LossConfig, LossPreset, Reduce, SourceTerm};
@@ -119,19 +118,9 @@ pub struct FitArgs {
     /// Continue the run in --out from its checkpoint (bit-identical to an uninterrupted run).
     #[arg(long)]
     resume: bool,
-    /// Device: cpu (cuda needs the `cuda` feature).
+    /// Device: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
-}
-
-fn device(spec: &str) -> Result<Device> {
-    match spec {
-        "cpu" => Ok(Device::Cpu),
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            bail!("--device {s}: this vpfb-train was built without the `cuda` feature")
-        }
-        s => bail!("unknown --device `{s}` (expected cpu or cuda[:N])"),
-    }
 }
 
 fn unet_config(a: &FitArgs, image: [usize; 3]) -> Result<UnetConfig> {
@@ -215,7 +204,7 @@ fn loss_config(a: &FitArgs) -> LossConfig {
 }
 
 pub fn run(a: FitArgs) -> Result<()> {
-    let device = device(&a.device)?;
+    let device = vpfb_trainer::device::parse_device(&a.device).context("--device")?;
     let mut trainer = if a.resume {
         Trainer::resume(&a.out, a.steps, device)
             .with_context(|| format!("resuming the run in {}", a.out.display()))?

@@ -1,5 +1,6 @@
 //! `vpfb-train`: train VPFB potentials with Candle and export them to ONNX.
 
+mod device_check_cmd;
 mod export_cmd;
 mod fit_cmd;
 mod init_cmd;
@@ -29,6 +30,8 @@ enum Command {
     /// Export a freshly initialised (untrained) potential, to check a deployment pipeline before
     /// training; the zero-initialised output layer makes ψ = ½‖x‖² exactly.
     Init(init_cmd::InitArgs),
+    /// Compare one training step (loss and θ-gradient) of a UNet on the CPU and on --device.
+    DeviceCheck(device_check_cmd::DeviceCheckArgs),
 }
 
 /// glibc hands every freed block above 128 KiB back to the kernel, so each `[512, 128]` activation of a
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Fit(a) => fit_cmd::run(a),
         Command::Export(a) => export_cmd::run(a),
         Command::Init(a) => init_cmd::run(a),
+        Command::DeviceCheck(a) => device_check_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
