@@ -84,8 +84,14 @@ mod tests {
     fn parses_specs() {
         assert!(matches!(parse_device("cpu"), Ok(Device::Cpu)));
         assert!(matches!(parse_device("gpu"), Err(DeviceError::Unknown(_))));
-        assert!(matches!(parse_device("cuda:x"), Err(DeviceError::Unknown(_))));
+        assert!(matches!(
+            parse_device("cuda:x"),
+            Err(DeviceError::Unknown(_))
+        ));
         #[cfg(not(feature = "cuda"))]
-        assert!(matches!(parse_device("cuda:1"), Err(DeviceError::NoCudaSupport(_))));
+        assert!(matches!(
+            parse_device("cuda:1"),
+            Err(DeviceError::NoCudaSupport(_))
+        ));
     }
 }

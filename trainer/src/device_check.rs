@@ -41,8 +41,10 @@ fn loss_and_grads(
         .iter()
         .map(|(k, v)| Ok((k.clone(), Var::from_tensor(&v.to_device(device)?)?)))
         .collect::<Result<_, candle_core::Error>>()?;
-    let bound: HashMap<String, Tensor> =
-        vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+    let bound: HashMap<String, Tensor> = vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
+        .collect();
     let batch = batch.to_device(device)?;
     let (b, d) = batch.xbar.dims2()?;
     let mut x_dims = vec![b];
@@ -69,9 +71,15 @@ fn loss_and_grads(
         let t = grads
             .get(v.as_tensor())
             .ok_or_else(|| FitError::Invalid(format!("no gradient for {k}")))?;
-        g.insert(k.clone(), t.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?);
+        g.insert(
+            k.clone(),
+            t.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()?,
+        );
     }
-    Ok((terms.total.to_device(&Device::Cpu)?.to_scalar::<f32>()? as f64, g))
+    Ok((
+        terms.total.to_device(&Device::Cpu)?.to_scalar::<f32>()? as f64,
+        g,
+    ))
 }
 
 /// Compares one step on the CPU and on `device` for `net`, with seeded non-zero weights (the
@@ -102,7 +110,10 @@ pub fn compare_devices(
     let (mut grad_rel, mut worst_param) = (0.0f64, String::new());
     for (name, a) in &g_cpu {
         let b = &g_dev[name];
-        let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
+        let scale = a
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs() as f64))
+            .max(1e-12);
         let diff = a
             .iter()
             .zip(b)

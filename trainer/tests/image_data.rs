@@ -101,7 +101,9 @@ fn debian_fashion_mnist_loads_as_28x28_grayscale() {
     let mean = val.iter().sum::<f64>() / val.len() as f64;
     // Fashion-MNIST's mean pixel is about 72.9 (0.286 of 255).
     assert!((mean - 72.9).abs() < 2.0, "mean pixel {mean}");
-    assert!(val.iter().all(|&v| (0.0..=255.0).contains(&v) && v.fract() == 0.0));
+    assert!(val
+        .iter()
+        .all(|&v| (0.0..=255.0).contains(&v) && v.fract() == 0.0));
 }
 
 struct Quiet;

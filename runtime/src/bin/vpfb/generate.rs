@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use vpfb_runtime::generation::{inpaint, interpolate, Composition};
-use vpfb_runtime::io::write_records;
 
 use super::model_arg::{load, RunOpts};
 use super::records_arg::{image_shape, output_kind, read_input, write_output, OutputKind};
-use super::solver_arg::{header, SolverOpts};
+use super::solver_arg::SolverOpts;
 
 #[derive(Args)]
 pub struct InterpolateArgs {
@@ -80,7 +79,7 @@ pub struct ComposeArgs {
     n: usize,
     #[command(flatten)]
     solver: SolverOpts,
-    /// Output .csv or .npy, raw units.
+    /// Output .csv or .npy (raw units); for image models also a .png grid or a folder of PNGs.
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
@@ -111,6 +110,7 @@ pub fn compose_cmd(a: ComposeArgs) -> Result<()> {
         .iter()
         .map(|p| load(Some(p), &a.run))
         .collect::<Result<Vec<_>>>()?;
+    output_kind(&a.out, &models[0].file().meta)?;
     let parts = models.iter().map(|m| m.as_ref()).zip(weights).collect();
     let comp = Composition::new(parts)
         .map_err(anyhow::Error::msg)
@@ -118,13 +118,10 @@ pub fn compose_cmd(a: ComposeArgs) -> Result<()> {
     let (values, stats) = comp
         .sample(a.n, a.solver.solver()?, a.solver.seed)
         .context("sampling the composition")?;
-    let d = models[0].file().meta.record_len();
-    write_records(&a.out, &header(d), d, &values)?;
+    let written = write_output(&a.out, &models[0].file().meta, &values, None)?;
     eprintln!(
-        "wrote {} samples to {} ({} function evaluations per model)",
-        a.n,
-        a.out.display(),
-        stats.nfe
+        "wrote {} samples to {written} ({} function evaluations per model)",
+        a.n, stats.nfe
     );
     Ok(())
 }

@@ -40,8 +40,12 @@ pub fn run(a: DeviceCheckArgs) -> Result<()> {
     }
     let net = UnetConfig::preset(a.preset, image);
     let cfg = LossConfig::preset(LossPreset::Ritz);
-    let p = compare_devices(&net, &cfg, a.batch, a.seed, &device)
-        .with_context(|| format!("one step of the {:?} UNet on cpu and {}", a.preset, a.device))?;
+    let p = compare_devices(&net, &cfg, a.batch, a.seed, &device).with_context(|| {
+        format!(
+            "one step of the {:?} UNet on cpu and {}",
+            a.preset, a.device
+        )
+    })?;
     println!("{}", serde_json::to_string(&p)?);
     eprintln!(
         "{:?} UNet ({} parameters), batch {}: loss cpu {:.6} vs {} {:.6} (relative {:.2e}); θ-gradient max relative difference {:.2e} ({})",
