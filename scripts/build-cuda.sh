@@ -6,7 +6,7 @@
 #   bash scripts/build-cuda.sh --bundle   # also target/cuda/dist: binary + the CUDA libraries it loads
 #
 # CUDA version: 13.0. PyPI ships the `nvcc` compiler only in the CUDA 13 wheels (the *-cu12 nvcc wheels
-# hold ptxas and libnvvm but no nvcc), so the toolkit is 13.0 throughout; running the result needs an
+# hold ptxas and libnvvm but neither nvcc nor cicc), so the toolkit is 13.0 throughout; running the result needs an
 # NVIDIA driver of the R580 series or newer. GPU architecture: CUDA_COMPUTE_CAP (default 90, H100/H200).
 #
 # Linking: Candle links the CUDA driver library (libcuda.so.1) directly. The wheels do not carry the
@@ -24,6 +24,7 @@ PY="${PYTHON:-python3}"
 WHEELS=(
   nvidia-cuda-nvcc==13.0.88
   nvidia-cuda-crt==13.0.88
+  nvidia-nvvm==13.0.88
   nvidia-cuda-runtime==13.0.96
   nvidia-cuda-cccl==13.0.85
   nvidia-cuda-nvrtc==13.0.88
@@ -31,9 +32,9 @@ WHEELS=(
   nvidia-curand==10.4.0.35
 )
 
-if [[ ! -x "$TOOLKIT/py/nvidia/cu13/bin/nvcc" ]]; then
+if [[ ! -e "$TOOLKIT/py/nvidia/cu13/bin/nvcc" || ! -e "$TOOLKIT/py/nvidia/cu13/nvvm/bin/cicc" ]]; then
   echo "== installing the CUDA 13.0 toolkit wheels into $TOOLKIT/py"
-  "$PY" -m pip install --quiet --no-deps --target "$TOOLKIT/py" "${WHEELS[@]}"
+  "$PY" -m pip install --quiet --no-deps --upgrade --target "$TOOLKIT/py" "${WHEELS[@]}"
 fi
 ROOT="$TOOLKIT/py/nvidia/cu13"
 chmod +x "$ROOT"/bin/* "$ROOT"/nvvm/bin/* 2>/dev/null || true
