@@ -75,8 +75,9 @@ if [[ $BUNDLE == 1 ]]; then
   DIST="target/cuda/dist"
   rm -rf "$DIST" && mkdir -p "$DIST/lib"
   cp "$BIN" "$DIST/"
-  cp -L "$ROOT"/lib/libcublas.so.13 "$ROOT"/lib/libcublasLt.so.13 "$ROOT"/lib/libcurand.so.10 \
-    "$ROOT"/lib/libnvrtc.so.13 "$ROOT"/lib/libnvrtc-builtins.so.13.0 "$DIST/lib/"
+  # What the binary links (ldd: libcudart, libcublas → libcublasLt, libcurand), not the driver.
+  cp -L "$ROOT"/lib/libcudart.so.13 "$ROOT"/lib/libcublas.so.13 "$ROOT"/lib/libcublasLt.so.13 \
+    "$ROOT"/lib/libcurand.so.10 "$DIST/lib/"
   cp scripts/gpu-verify.sh "$DIST/"
   FM=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
   if [[ -f $FM ]]; then mkdir -p "$DIST/data" && cp "$FM" "$DIST/data/"; fi
