@@ -18,9 +18,13 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 DATA="$HERE/data/train-images-idx3-ubyte.gz"
 OUT="${TMPDIR:-/tmp}/vpfb-gpu-verify"
+# A dry run of the whole flow on a machine without a GPU: VPFB_VERIFY_DEVICE=cpu GPU_STEPS=3 CPU_STEPS=2
+# PAPER_STEPS=1 PAPER_BATCH=2 bash gpu-verify.sh (the "GPU" figures are then CPU figures).
+DEVICE="${VPFB_VERIFY_DEVICE:-cuda:0}"
 GPU_STEPS="${GPU_STEPS:-300}"
 CPU_STEPS="${CPU_STEPS:-20}"
 PAPER_STEPS="${PAPER_STEPS:-50}"
+PAPER_BATCH="${PAPER_BATCH:-64}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
@@ -51,33 +55,45 @@ REPORT="$OUT/report.txt"
 say() { echo "$*" | tee -a "$REPORT"; }
 
 say "== machine"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$REPORT"
+HAVE_SMI=0
+if command -v nvidia-smi >/dev/null; then
+  HAVE_SMI=1
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$REPORT"
+else
+  say "nvidia-smi not found: no GPU memory figures"
+fi
 say "CPU: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 
 say "== (a) CPU/GPU parity of one training step (loss and θ-gradient, f32)"
-"$BIN" device-check --device cuda:0 --preset cpu --batch 16 2>&1 | tee -a "$REPORT"
-"$BIN" device-check --device cuda:0 --preset paper --batch 4 2>&1 | tee -a "$REPORT"
+"$BIN" device-check --device "$DEVICE" --preset cpu --batch 16 2>&1 | tee -a "$REPORT"
+"$BIN" device-check --device "$DEVICE" --preset paper --batch 4 2>&1 | tee -a "$REPORT"
 
 rate() { grep -oE '\(([0-9.]+) steps/s\)' "$1" | tail -1 | tr -d '()' | cut -d' ' -f1; }
 fit() { # name device preset batch steps
   local name=$1 dev=$2 preset=$3 batch=$4 steps=$5
   "$BIN" fit --data "idx:$DATA" --arch unet --preset "$preset" --batch "$batch" --steps "$steps" \
     --device "$dev" --lr 2e-4 --warmup 50 --checkpoint-every 1000000 --no-eval \
-    --out "$OUT/$name" > "$OUT/$name.log" 2>&1
+    --out "$OUT/$name" > "$OUT/$name.log" 2>&1 || { tail -3 "$OUT/$name.log" >&2; return 1; }
 }
 
 say "== (b) CPU-sized UNet on Fashion-MNIST, batch 32"
-fit cpu-preset-gpu cuda:0 cpu 32 "$GPU_STEPS"
+fit cpu-preset-gpu "$DEVICE" cpu 32 "$GPU_STEPS"
 fit cpu-preset-cpu cpu cpu 32 "$CPU_STEPS"
 say "GPU: $(rate "$OUT/cpu-preset-gpu.log") steps/s over $GPU_STEPS steps"
 say "CPU ($(nproc) cores): $(rate "$OUT/cpu-preset-cpu.log") steps/s over $CPU_STEPS steps"
 
-say "== (c) paper-sized UNet, batch 64"
-nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$OUT/memory.log" &
-SMI=$!
-fit paper-gpu cuda:0 paper 64 "$PAPER_STEPS"
-kill $SMI 2>/dev/null || true
-say "GPU: $(rate "$OUT/paper-gpu.log") steps/s over $PAPER_STEPS steps; peak GPU memory $(sort -n "$OUT/memory.log" | tail -1) MiB (nvidia-smi, whole device)"
+say "== (c) paper-sized UNet, batch $PAPER_BATCH"
+PEAK="n/a"
+if [[ $HAVE_SMI == 1 ]]; then
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$OUT/memory.log" &
+  SMI=$!
+fi
+fit paper-gpu "$DEVICE" paper "$PAPER_BATCH" "$PAPER_STEPS"
+if [[ $HAVE_SMI == 1 ]]; then
+  kill $SMI 2>/dev/null || true
+  PEAK="$(sort -n "$OUT/memory.log" | tail -1) MiB (nvidia-smi, whole device)"
+fi
+say "GPU: $(rate "$OUT/paper-gpu.log") steps/s over $PAPER_STEPS steps; peak GPU memory $PEAK"
 
 say "== (d) a GPU checkpoint resumes on the CPU and exports"
 "$BIN" fit --resume --out "$OUT/cpu-preset-gpu" --steps $((GPU_STEPS + 2)) --device cpu --no-eval > "$OUT/resume.log" 2>&1

@@ -270,8 +270,10 @@ pub fn run(a: FitArgs) -> Result<()> {
     result.with_context(|| format!("training in {}", a.out.display()))?;
     let wall = t0.elapsed().as_secs_f64();
     let rate = (trainer.opt.step - start_step) as f64 / wall.max(1e-9);
+    // Three decimals below 10 steps/s: CPU image runs do a fraction of a step per second.
+    let rate_text = format!("{:.*}", if rate >= 10.0 { 1 } else { 3 }, rate);
     println!(
-        "trained to step {} in {wall:.1} s ({rate:.1} steps/s); checkpoint in {}",
+        "trained to step {} in {wall:.1} s ({rate_text} steps/s); checkpoint in {}",
         trainer.opt.step,
         a.out.display()
     );
