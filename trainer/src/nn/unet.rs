@@ -55,8 +55,20 @@ impl UnetConfig {
             attention,
             groups,
             time_features: 64,
-            time_dim: 4 * base.min(64),
+            time_dim: Self::time_dim_for(base),
         }
+    }
+
+    /// Time-embedding width for a base width: 4× the base, at most 256.
+    fn time_dim_for(base: usize) -> usize {
+        4 * base.min(64)
+    }
+
+    /// Sets the base width, and the time-embedding width that goes with it.
+    pub fn with_base(mut self, base: usize) -> Self {
+        self.base = base;
+        self.time_dim = Self::time_dim_for(base);
+        self
     }
 
     /// Sets the number of levels: existing multipliers are kept, new levels use ×2.

@@ -72,15 +72,7 @@ pub fn random_mlp(
     let mut cfg = MlpConfig::new(dim, hidden, layers);
     cfg.time_features = 8;
     cfg.time_dim = 16;
-    let mut pg = build_potential(&cfg).unwrap();
-    for p in &mut pg.params {
-        if p.init == Init::Zeros {
-            p.init = Init::Uniform(0.3);
-        }
-    }
-    let varmap = VarMap::new();
-    init_params(&pg.params, &varmap, seed, dtype, &Device::Cpu).unwrap();
-    (pg, varmap)
+    randomised(build_potential(&cfg).unwrap(), seed, dtype)
 }
 
 pub fn param_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
@@ -114,16 +106,7 @@ pub fn gradient_loss(g: &Tensor, s: &Tensor, u: &Tensor) -> Tensor {
 /// A small UNet potential (2×8×8 images, 2 levels, attention at the second) whose every parameter
 /// (the zero-initialised output convolution too) is random and non-zero.
 pub fn random_unet(seed: u64, dtype: DType) -> (PotentialGraph, VarMap) {
-    let cfg = tiny_unet();
-    let mut pg = build_potential(&cfg).unwrap();
-    for p in &mut pg.params {
-        if p.init == Init::Zeros {
-            p.init = Init::Uniform(0.3);
-        }
-    }
-    let varmap = VarMap::new();
-    init_params(&pg.params, &varmap, seed, dtype, &Device::Cpu).unwrap();
-    (pg, varmap)
+    randomised(build_potential(&tiny_unet()).unwrap(), seed, dtype)
 }
 
 /// The configuration behind [`random_unet`].
@@ -138,4 +121,17 @@ pub fn tiny_unet() -> vpfb_trainer::nn::UnetConfig {
         time_features: 8,
         time_dim: 16,
     }
+}
+
+/// Initialises `pg`'s parameters with the zero-initialised ones (the output layer) drawn at random
+/// too, so gradients are exercised away from the trivial ψ = ½‖x‖².
+fn randomised(mut pg: PotentialGraph, seed: u64, dtype: DType) -> (PotentialGraph, VarMap) {
+    for p in &mut pg.params {
+        if p.init == Init::Zeros {
+            p.init = Init::Uniform(0.3);
+        }
+    }
+    let varmap = VarMap::new();
+    init_params(&pg.params, &varmap, seed, dtype, &Device::Cpu).unwrap();
+    (pg, varmap)
 }

@@ -132,8 +132,7 @@ fn unet_config(a: &FitArgs, image: [usize; 3]) -> Result<UnetConfig> {
         c = c.with_levels(levels);
     }
     if let Some(base) = a.base {
-        c.base = base;
-        c.time_dim = 4 * base.min(64);
+        c = c.with_base(base);
     }
     if let Some(blocks) = a.blocks {
         c.blocks = blocks;
