@@ -16,6 +16,50 @@ pub trait Backend: Send + Sync {
     fn file(&self) -> &ModelFile;
     /// ψ, ∇ₓψ and ∂ψ/∂t for `t.len()` records `x` (model space).
     fn evaluate(&self, x: &[f32], t: &[f32]) -> Result<Evaluation, ModelError>;
+    /// ∇ₓ²ψ(x, t)·probe for `t.len()` records (model space; `probe` shaped like `x`). Needs a file
+    /// with the `hvp` output (format version 2).
+    fn hvp(&self, x: &[f32], t: &[f32], probe: &[f32]) -> Result<Vec<f32>, ModelError>;
+    /// The file's in-graph `anomaly_score` output for model-space records `x` (files with a
+    /// detector); the runtime's own path is [`crate::ood::Detector::score`].
+    fn anomaly_score_output(&self, x: &[f32]) -> Result<Vec<f32>, ModelError>;
+}
+
+/// A clear error for files without an `anomaly_score` output.
+pub(crate) fn require_anomaly_score(file: &ModelFile) -> Result<(), ModelError> {
+    if file.has_anomaly_score() {
+        Ok(())
+    } else {
+        Err(ModelError::Detector(format!(
+            "{} has no `{}` output",
+            file.path.display(),
+            crate::contract::OUTPUT_ANOMALY_SCORE
+        )))
+    }
+}
+
+/// A clear error for files without an `hvp` output.
+pub(crate) fn require_hvp(file: &ModelFile) -> Result<(), ModelError> {
+    use crate::contract::OUTPUT_HVP;
+    if !file.has_hvp() {
+        return Err(ModelError::Backend(format!(
+            "{} has no `{OUTPUT_HVP}` output (format version {}); re-export it with this \
+             vpfb-train (`vpfb-train detector --model … --out …` upgrades a file)",
+            file.path.display(),
+            file.meta.format_version
+        )));
+    }
+    Ok(())
+}
+
+/// The file's graph with `probe` as a fed input (its default initializer removed), for tract's
+/// Hessian-vector-product program.
+pub(crate) fn hvp_proto(file: &ModelFile) -> Result<tract_onnx::pb::ModelProto, ModelError> {
+    use crate::contract::INPUT_PROBE;
+    require_hvp(file)?;
+    let mut proto = file.proto.clone();
+    let graph = proto.graph.as_mut().expect("checked on load");
+    graph.initializer.retain(|i| i.name != INPUT_PROBE);
+    Ok(proto)
 }
 
 /// Checks that `x` holds `t.len()` records of the file's record length; returns the record count.

@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ood::Detector;
 use crate::ContractError;
 
-/// The format version this runtime reads and the trainer writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version the trainer writes: 2 adds the fitted multi-time detector (`vpfb.detector`)
+/// and the optional `hvp` output. Version 1 files still load, with their single-evaluation scores.
+pub const FORMAT_VERSION: u32 = 2;
+/// Every format version this runtime reads.
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 /// Input: points `[N, D]` or images `[N, C, H, W]`, in model space.
 pub const INPUT_X: &str = "x";
 /// Input: flow time `[N]`, t = 0 noise, t = 1 data.
@@ -18,6 +22,14 @@ pub const OUTPUT_PSI: &str = "psi";
 pub const OUTPUT_VELOCITY: &str = "velocity";
 /// Output: ∂ψ/∂t, `[N]`.
 pub const OUTPUT_DPSI_DT: &str = "dpsi_dt";
+/// Optional input (format 2): the direction of the Hessian-vector product, shaped like `x`. The file
+/// gives it a default (zeros, one record) so that `x` and `t` stay the only inputs a client must feed.
+pub const INPUT_PROBE: &str = "probe";
+/// Optional output (format 2): ∇ₓ²ψ(x, t)·probe, shaped like `x`.
+pub const OUTPUT_HVP: &str = "hvp";
+/// Optional output (format 2, files with a detector): the detector's anomaly score `[N]` computed
+/// in the graph from `x` alone (`t` is fed but unused), so any ONNX runtime can score records.
+pub const OUTPUT_ANOMALY_SCORE: &str = "anomaly_score";
 /// The time convention every file states.
 pub const TIME_CONVENTION: &str = "t=0 noise, t=1 data";
 
@@ -28,6 +40,7 @@ const KEY_TIME: &str = "vpfb.time_convention";
 const KEY_ARCH: &str = "vpfb.architecture";
 const KEY_TRAINING: &str = "vpfb.training";
 const KEY_OOD: &str = "vpfb.ood";
+const KEY_DETECTOR: &str = "vpfb.detector";
 
 /// How raw user data maps to model space: `model = (raw − offset) / scale`, per feature or global.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,6 +82,16 @@ impl Normalization {
                 model.iter().map(|v| v * scale + offset).collect()
             }
             Normalization::Identity => model.to_vec(),
+        }
+    }
+
+    /// log |det ∂model/∂raw| for records of `values` values: what a density in model space gains
+    /// when it is expressed in raw units.
+    pub fn log_abs_det_to_model(&self, values: usize) -> f64 {
+        match self {
+            Normalization::Standardize { std, .. } => -std.iter().map(|s| s.ln()).sum::<f64>(),
+            Normalization::Affine { scale, .. } => -(values as f64) * scale.ln(),
+            Normalization::Identity => 0.0,
         }
     }
 
@@ -130,6 +153,8 @@ pub struct ModelMeta {
     /// Free-form description of training (dataset, steps, loss); absent for untrained exports.
     pub training: Option<serde_json::Value>,
     pub ood: Option<OodCalibration>,
+    /// The fitted multi-time OOD detector (format version 2).
+    pub detector: Option<Detector>,
 }
 
 fn json<T: Serialize>(v: &T) -> String {
@@ -151,6 +176,7 @@ impl ModelMeta {
             architecture,
             training: None,
             ood: None,
+            detector: None,
         }
     }
 
@@ -174,6 +200,9 @@ impl ModelMeta {
         if let Some(o) = &self.ood {
             props.push((KEY_OOD.into(), json(o)));
         }
+        if let Some(d) = &self.detector {
+            props.push((KEY_DETECTOR.into(), json(d)));
+        }
         props
     }
 
@@ -192,12 +221,15 @@ impl ModelMeta {
             reason: e,
         };
         let version = get(KEY_VERSION)?;
-        if version.trim() != FORMAT_VERSION.to_string() {
-            return Err(ContractError::UnsupportedVersion {
+        let format_version = version
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| READABLE_VERSIONS.contains(v))
+            .ok_or_else(|| ContractError::UnsupportedVersion {
                 found: version.into(),
                 supported: FORMAT_VERSION,
-            });
-        }
+            })?;
         let data_shape: Vec<usize> =
             serde_json::from_str(get(KEY_SHAPE)?).map_err(|e| bad(KEY_SHAPE, e.to_string()))?;
         if data_shape.is_empty() || data_shape.contains(&0) {
@@ -240,21 +272,46 @@ impl ModelMeta {
             None => None,
         };
         if let Some(o) = &ood {
-            if !o.scores.contains_key(&o.default_score) {
+            let is_detector = o.default_score == crate::ood::detector::DETECTOR;
+            if !is_detector && !o.scores.contains_key(&o.default_score) {
                 return Err(bad(
                     KEY_OOD,
                     format!("default score `{}` has no calibration", o.default_score),
                 ));
             }
         }
+        let detector: Option<Detector> = match map.get(KEY_DETECTOR) {
+            Some(_) if format_version < 2 => {
+                return Err(bad(
+                    KEY_DETECTOR,
+                    "a detector needs format version 2".into(),
+                ))
+            }
+            Some(s) => {
+                let d: Detector =
+                    serde_json::from_str(s).map_err(|e| bad(KEY_DETECTOR, e.to_string()))?;
+                d.validate().map_err(|e| bad(KEY_DETECTOR, e))?;
+                Some(d)
+            }
+            None => None,
+        };
+        if let Some(o) = &ood {
+            if o.default_score == crate::ood::detector::DETECTOR && detector.is_none() {
+                return Err(bad(
+                    KEY_OOD,
+                    "the default score is the detector, but the file has none".into(),
+                ));
+            }
+        }
         Ok(Self {
-            format_version: FORMAT_VERSION,
+            format_version,
             data_shape,
             normalization,
             time_convention,
             architecture,
             training,
             ood,
+            detector,
         })
     }
 }

@@ -61,4 +61,8 @@ pub enum ModelError {
     Numeric(String),
     #[error("tract failed: {0}")]
     Tract(String),
+    #[error("OOD detector: {0}")]
+    Detector(String),
+    #[error("{0}")]
+    Score(String),
 }

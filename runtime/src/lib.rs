@@ -10,6 +10,7 @@ mod error;
 pub mod generation;
 pub mod images;
 pub mod io;
+pub mod likelihood;
 pub mod model_file;
 pub mod ood;
 #[cfg(feature = "ort")]

@@ -132,12 +132,30 @@ impl ModelFile {
             .collect()
     }
 
+    /// Whether the file has the Hessian-vector-product output and its `probe` input (format 2).
+    pub fn has_hvp(&self) -> bool {
+        use crate::contract::{INPUT_PROBE, OUTPUT_HVP};
+        let g = self.graph();
+        g.output.iter().any(|o| o.name == OUTPUT_HVP)
+            && g.input.iter().any(|i| i.name == INPUT_PROBE)
+    }
+
+    /// Whether the file computes its detector's score in the graph (`anomaly_score` output).
+    pub fn has_anomaly_score(&self) -> bool {
+        self.graph()
+            .output
+            .iter()
+            .any(|o| o.name == crate::contract::OUTPUT_ANOMALY_SCORE)
+    }
+
     /// Number of trainable values stored in the file's float initializers.
     pub fn parameter_count(&self) -> usize {
-        self.graph()
-            .initializer
+        let g = self.graph();
+        g.initializer
             .iter()
             .filter(|t| t.data_type == DataType::Float as i32)
+            // An optional input's default value is not a parameter.
+            .filter(|t| !g.input.iter().any(|i| i.name == t.name))
             .map(|t| t.dims.iter().product::<i64>().max(0) as usize)
             .sum()
     }
@@ -186,7 +204,31 @@ fn check_io(graph: &pb::GraphProto, meta: &ModelMeta) -> Result<(), ContractErro
             });
         }
     }
-    for v in [&x, &vel] {
+    if let Some(a) = outputs
+        .iter()
+        .find(|v| v.name == crate::contract::OUTPUT_ANOMALY_SCORE)
+    {
+        if a.dims.len() != 1 {
+            return Err(ContractError::WrongRank {
+                name: a.name.clone(),
+                found: a.dims.len(),
+                expected: 1,
+            });
+        }
+    }
+    let hvp = outputs
+        .iter()
+        .find(|v| v.name == crate::contract::OUTPUT_HVP);
+    if let Some(h) = hvp {
+        if h.dims.len() != x_rank {
+            return Err(ContractError::WrongRank {
+                name: h.name.clone(),
+                found: h.dims.len(),
+                expected: x_rank,
+            });
+        }
+    }
+    for v in [&x, &vel].into_iter().chain(hvp) {
         for (axis, (&want, got)) in meta.data_shape.iter().zip(&v.dims[1..]).enumerate() {
             if *got != Some(want) {
                 return Err(ContractError::WrongDim {

@@ -5,11 +5,14 @@
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
-use ort::session::Session;
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::value::Tensor;
 
 use crate::backend::Backend;
-use crate::contract::{INPUT_T, INPUT_X, OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY};
+use crate::contract::{
+    INPUT_PROBE, INPUT_T, INPUT_X, OUTPUT_ANOMALY_SCORE, OUTPUT_DPSI_DT, OUTPUT_HVP, OUTPUT_PSI,
+    OUTPUT_VELOCITY,
+};
 use crate::tract_backend::Evaluation;
 use crate::{ModelError, ModelFile};
 
@@ -34,10 +37,21 @@ fn environment() -> Result<&'static Environment, ModelError> {
         .map_err(|e| ModelError::Backend(e.clone()))
 }
 
-/// A model file in an ONNX Runtime session.
+/// A model file in an ONNX Runtime session. The session runs only the outputs a call needs (the
+/// contract outputs, or `hvp` with `probe` fed over its default).
 pub struct OrtModel {
     file: ModelFile,
     session: Mutex<Session>,
+    contract_outputs: RunOptions<HasSelectedOutputs>,
+    hvp_output: RunOptions<HasSelectedOutputs>,
+    anomaly_output: RunOptions<HasSelectedOutputs>,
+}
+
+fn select(names: &[&str]) -> Result<RunOptions<HasSelectedOutputs>, ModelError> {
+    let selector = names
+        .iter()
+        .fold(OutputSelector::no_default(), |s, n| s.with(*n));
+    Ok(RunOptions::new().map_err(ort_err)?.with_outputs(selector))
 }
 
 impl OrtModel {
@@ -52,8 +66,24 @@ impl OrtModel {
         Ok(Self {
             file,
             session: Mutex::new(session),
+            contract_outputs: select(&[OUTPUT_PSI, OUTPUT_VELOCITY, OUTPUT_DPSI_DT])?,
+            hvp_output: select(&[OUTPUT_HVP])?,
+            anomaly_output: select(&[OUTPUT_ANOMALY_SCORE])?,
         })
     }
+
+    fn shape(&self, n: usize) -> Vec<i64> {
+        let mut shape = vec![n as i64];
+        shape.extend(self.file.meta.data_shape.iter().map(|&v| v as i64));
+        shape
+    }
+}
+
+fn take(out: &ort::session::SessionOutputs<'_>, name: &str) -> Result<Vec<f32>, ModelError> {
+    let v = out
+        .get(name)
+        .ok_or_else(|| ort_err(format!("no output `{name}`")))?;
+    Ok(v.try_extract_tensor::<f32>().map_err(ort_err)?.1.to_vec())
 }
 
 impl Backend for OrtModel {
@@ -68,30 +98,62 @@ impl Backend for OrtModel {
     fn evaluate(&self, x: &[f32], t: &[f32]) -> Result<Evaluation, ModelError> {
         let n = crate::backend::check_batch(&self.file, x, t)?;
         if n == 0 {
-            return Ok(Evaluation {
-                psi: vec![],
-                velocity: vec![],
-                dpsi_dt: vec![],
-            });
+            return Ok(Evaluation::empty());
         }
-        let mut shape = vec![n as i64];
-        shape.extend(self.file.meta.data_shape.iter().map(|&v| v as i64));
-        let xt = Tensor::from_array((shape, x.to_vec())).map_err(ort_err)?;
+        let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
         let tt = Tensor::from_array((vec![n as i64], t.to_vec())).map_err(ort_err)?;
         let mut session = self.session.lock().expect("ort session lock");
         let out = session
-            .run(ort::inputs![INPUT_X => xt, INPUT_T => tt])
+            .run_with_options(
+                ort::inputs![INPUT_X => xt, INPUT_T => tt],
+                &self.contract_outputs,
+            )
             .map_err(ort_err)?;
-        let take = |name: &str| -> Result<Vec<f32>, ModelError> {
-            let v = out
-                .get(name)
-                .ok_or_else(|| ort_err(format!("no output `{name}`")))?;
-            Ok(v.try_extract_tensor::<f32>().map_err(ort_err)?.1.to_vec())
-        };
         Ok(Evaluation {
-            psi: take(OUTPUT_PSI)?,
-            velocity: take(OUTPUT_VELOCITY)?,
-            dpsi_dt: take(OUTPUT_DPSI_DT)?,
+            psi: take(&out, OUTPUT_PSI)?,
+            velocity: take(&out, OUTPUT_VELOCITY)?,
+            dpsi_dt: take(&out, OUTPUT_DPSI_DT)?,
         })
+    }
+
+    fn hvp(&self, x: &[f32], t: &[f32], probe: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let n = crate::backend::check_batch(&self.file, x, t)?;
+        crate::backend::check_batch(&self.file, probe, t)?;
+        // The same error as tract for files without the output.
+        crate::backend::require_hvp(&self.file)?;
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
+        let tt = Tensor::from_array((vec![n as i64], t.to_vec())).map_err(ort_err)?;
+        let pt = Tensor::from_array((self.shape(n), probe.to_vec())).map_err(ort_err)?;
+        let mut session = self.session.lock().expect("ort session lock");
+        let out = session
+            .run_with_options(
+                ort::inputs![INPUT_X => xt, INPUT_T => tt, INPUT_PROBE => pt],
+                &self.hvp_output,
+            )
+            .map_err(ort_err)?;
+        take(&out, OUTPUT_HVP)
+    }
+
+    fn anomaly_score_output(&self, x: &[f32]) -> Result<Vec<f32>, ModelError> {
+        crate::backend::require_anomaly_score(&self.file)?;
+        let n = x.len() / self.file.meta.record_len().max(1);
+        let t = vec![1.0f32; n];
+        crate::backend::check_batch(&self.file, x, &t)?;
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
+        let tt = Tensor::from_array((vec![n as i64], t)).map_err(ort_err)?;
+        let mut session = self.session.lock().expect("ort session lock");
+        let out = session
+            .run_with_options(
+                ort::inputs![INPUT_X => xt, INPUT_T => tt],
+                &self.anomaly_output,
+            )
+            .map_err(ort_err)?;
+        take(&out, OUTPUT_ANOMALY_SCORE)
     }
 }

@@ -1,7 +1,8 @@
-//! Scoring raw records with a model: map to model space, one evaluation at t = 1, the chosen score.
+//! Scoring raw records with a model: map to model space, then either one evaluation at t = 1 for the
+//! single-evaluation scores, or the multi-time statistics for the fitted detector.
 
 use crate::backend::Backend;
-use crate::ood::Score;
+use crate::ood::{Detector, Score};
 use crate::ModelError;
 
 /// Anomaly scores for raw records (`values.len() / record_len` of them).
@@ -13,7 +14,20 @@ pub fn score_raw(
     Ok(score_raw_many(model, values, &[score])?.remove(0))
 }
 
-/// Several anomaly scores from the same single evaluation per record: one vector per score.
+/// The model's fitted detector, or an error saying the file has none.
+pub fn detector(model: &dyn Backend) -> Result<&Detector, ModelError> {
+    model.file().meta.detector.as_ref().ok_or_else(|| {
+        ModelError::Detector(format!(
+            "{} has no fitted detector (format version {}); use a single-evaluation score \
+             (paper, grad-norm, recon) or fit one with `vpfb-train detector`",
+            model.file().path.display(),
+            model.file().meta.format_version
+        ))
+    })
+}
+
+/// Several anomaly scores of the same records: one vector per score. The single-evaluation scores
+/// share one evaluation per record; the detector costs one per time on its grid.
 pub fn score_raw_many(
     model: &dyn Backend,
     values: &[f64],
@@ -28,6 +42,12 @@ pub fn score_raw_many(
             expected: (values.len() / d.max(1)) * d,
         });
     }
+    let det = if scores.contains(&Score::Detector) {
+        Some(detector(model)?)
+    } else {
+        None
+    };
+    let single = scores.iter().any(|s| *s != Score::Detector);
     let mut out = vec![Vec::with_capacity(values.len() / d); scores.len()];
     for chunk in values.chunks(crate::backend::chunk_rows(d) * d) {
         let x: Vec<f32> = meta
@@ -37,42 +57,66 @@ pub fn score_raw_many(
             .map(|v| v as f32)
             .collect();
         let n = chunk.len() / d;
-        let e = model.evaluate(&x, &vec![1.0; n])?;
+        let e = if single {
+            Some(model.evaluate(&x, &vec![1.0; n])?)
+        } else {
+            None
+        };
+        let det_scores = match det {
+            Some(det) => Some(det.score(model, &x)?),
+            None => None,
+        };
         for (o, s) in out.iter_mut().zip(scores) {
-            o.extend(s.compute(&x, &e.psi, &e.velocity, d));
+            match (s, &e, &det_scores) {
+                (Score::Detector, _, Some(ds)) => o.extend(ds),
+                (s, Some(e), _) => o.extend(
+                    s.compute(&x, &e.psi, &e.velocity, d)
+                        .expect("single-evaluation score"),
+                ),
+                _ => unreachable!("evaluations match the requested scores"),
+            }
         }
     }
     Ok(out)
 }
 
 /// The threshold for `score`: the user's, else the model's calibration.
-pub fn threshold(model: &dyn Backend, score: Score, user: Option<f64>) -> Result<f64, String> {
+pub fn threshold(model: &dyn Backend, score: Score, user: Option<f64>) -> Result<f64, ModelError> {
     if let Some(t) = user {
         return if t.is_finite() {
             Ok(t)
         } else {
-            Err(format!("--threshold {t} is not a finite number"))
+            Err(ModelError::Score(format!(
+                "threshold {t} is not a finite number"
+            )))
         };
     }
-    model
-        .file()
-        .meta
-        .ood
-        .as_ref()
-        .and_then(|o| o.scores.get(score.name()))
-        .map(|c| c.threshold)
-        .ok_or_else(|| {
-            format!("the model has no calibration for the `{score}` score; pass --threshold")
-        })
+    let meta = &model.file().meta;
+    let found = match score {
+        Score::Detector => Some(detector(model)?.calibration.threshold),
+        s => meta
+            .ood
+            .as_ref()
+            .and_then(|o| o.scores.get(s.name()))
+            .map(|c| c.threshold),
+    };
+    found.ok_or_else(|| {
+        ModelError::Score(format!(
+            "the model has no calibration for the `{score}` score; give a threshold"
+        ))
+    })
 }
 
-/// The score a model recommends (grad-norm when it names none).
+/// The score a model recommends: its stated default, else the detector when it has one, else
+/// grad-norm.
 pub fn default_score(model: &dyn Backend) -> Score {
-    model
-        .file()
-        .meta
-        .ood
+    let meta = &model.file().meta;
+    meta.ood
         .as_ref()
         .and_then(|o| o.default_score.parse().ok())
-        .unwrap_or(Score::GradNorm)
+        .unwrap_or(if meta.detector.is_some() {
+            Score::Detector
+        } else {
+            Score::GradNorm
+        })
 }

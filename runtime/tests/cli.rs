@@ -128,32 +128,38 @@ fn sample_writes_npy_and_larger_batches_look_like_moons() {
 #[test]
 fn score_matches_golden() {
     let dir = scratch("golden-score");
-    let out_path = dir.join("scores.csv");
     let input = golden("moons-points.csv");
-    let out = vpfb(&[
-        os("score"),
-        os("--model"),
-        moons().as_os_str(),
-        os("--input"),
-        input.as_os_str(),
-        os("--out"),
-        out_path.as_os_str(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        std::fs::read_to_string(&out_path).unwrap().lines().next(),
-        Some("anomaly_score,outlier")
-    );
-    assert_close(
-        &numbers(&out_path),
-        &numbers(&golden("moons-points-grad-norm.csv")),
-        1e-4,
-        "scores",
-    );
+    let model = moons();
+    // The default score of the shipped (format 2) model is its detector; grad-norm stays selectable.
+    for (score, file) in [
+        (None, "moons-points-detector.csv"),
+        (Some("grad-norm"), "moons-points-grad-norm.csv"),
+    ] {
+        let out_path = dir.join(file);
+        let mut args = vec![
+            os("score"),
+            os("--model"),
+            model.as_os_str(),
+            os("--input"),
+            input.as_os_str(),
+            os("--out"),
+            out_path.as_os_str(),
+        ];
+        if let Some(s) = score {
+            args.extend([os("--score"), os(s)]);
+        }
+        let out = vpfb(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&out_path).unwrap().lines().next(),
+            Some("anomaly_score,outlier")
+        );
+        assert_close(&numbers(&out_path), &numbers(&golden(file)), 1e-4, file);
+    }
 }
 
 #[test]
@@ -466,4 +472,59 @@ fn interpolate_and_inpaint() {
         ],
         "out of range",
     );
+}
+
+#[test]
+fn format_1_files_keep_their_single_evaluation_scores() {
+    let dir = scratch("format-1");
+    let v1 = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/moons-v1.onnx");
+    let input = golden("moons-points.csv");
+    let out_path = dir.join("scores.csv");
+    let out = vpfb(&[
+        os("score"),
+        os("--model"),
+        v1.as_os_str(),
+        os("--input"),
+        input.as_os_str(),
+        os("--out"),
+        out_path.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The default of a format-1 file is still its recorded score, grad-norm.
+    assert_close(
+        &numbers(&out_path),
+        &numbers(&golden("moons-points-grad-norm.csv")),
+        1e-4,
+        "format-1 scores",
+    );
+    let info = vpfb(&[os("info"), v1.as_os_str()]);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        text.contains("format version: 1") && text.contains("detector:       (none"),
+        "{text}"
+    );
+    let missing = dir.join("never.csv");
+    for (args, needle) in [
+        (vec!["score", "--score", "detector"], "no fitted detector"),
+        (vec!["loglik"], "no `hvp` output"),
+    ] {
+        let mut a: Vec<&std::ffi::OsStr> = args.iter().map(|s| os(s)).collect();
+        a.extend([
+            os("--model"),
+            v1.as_os_str(),
+            os("--input"),
+            input.as_os_str(),
+        ]);
+        a.extend([os("--out"), missing.as_os_str()]);
+        fails_cleanly(&a, needle);
+        assert!(
+            !missing.exists(),
+            "a failed {args:?} left {}",
+            missing.display()
+        );
+    }
 }

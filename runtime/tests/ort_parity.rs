@@ -67,3 +67,53 @@ fn tract_and_ort_agree_on_the_shipped_models() {
         assert!(diff < 1e-3, "{name}: samples differ by {diff}");
     }
 }
+
+/// Format 2: the `hvp` output (with `probe` fed over its default) and the in-graph `anomaly_score`
+/// agree between tract and ONNX Runtime, and both agree with the runtime's own detector path.
+#[test]
+fn hvp_and_in_graph_detector_agree_across_backends() {
+    if !ort_available() {
+        return;
+    }
+    for name in ["moons", "checkerboard"] {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../models/{name}.onnx"));
+        let file = ModelFile::load(&path).unwrap();
+        let det = file
+            .meta
+            .detector
+            .clone()
+            .expect("shipped models carry a detector");
+        let tract = open(file.clone(), BackendKind::Tract, 1).unwrap();
+        let ort = open(file, BackendKind::Ort, 1).unwrap();
+        let n = 64;
+        let x: Vec<f32> = (0..2 * n)
+            .map(|i| ((i as f32) * 0.618).sin() * 2.5)
+            .collect();
+        let t: Vec<f32> = (0..n).map(|i| (i as f32 + 0.5) / n as f32).collect();
+        let probe: Vec<f32> = (0..2 * n).map(|i| ((i as f32) * 1.7).cos()).collect();
+        let (a, b) = (
+            tract.hvp(&x, &t, &probe).unwrap(),
+            ort.hvp(&x, &t, &probe).unwrap(),
+        );
+        assert!(
+            rel(&a, &b) <= 1e-4,
+            "{name}: hvp tract vs ort {:.2e}",
+            rel(&a, &b)
+        );
+        let own: Vec<f32> = det
+            .score(tract.as_ref(), &x)
+            .unwrap()
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+        for (backend, m) in [("tract", &tract), ("ort", &ort)] {
+            let graph = m.anomaly_score_output(&x).unwrap();
+            for (i, (g, o)) in graph.iter().zip(&own).enumerate() {
+                assert!(
+                    (g - o).abs() <= 1e-3 * (1.0 + o.abs()),
+                    "{name} record {i}: {backend} anomaly_score {g} vs runtime {o}"
+                );
+            }
+        }
+    }
+}

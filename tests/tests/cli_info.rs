@@ -33,7 +33,7 @@ fn init_then_info() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     for needle in [
-        "format version: 1",
+        "format version: 2",
         "data shape:     [2]",
         "psi",
         "velocity",

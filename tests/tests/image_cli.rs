@@ -193,7 +193,14 @@ fn score_reads_idx_gz_and_image_folders_alike() {
             s(&out),
         ]));
         let text = std::fs::read_to_string(&out).unwrap();
-        assert_eq!(text.lines().next(), Some("paper,grad-norm,recon"));
+        // Untrained model, no detector: the single-evaluation scores, then the flow statistics on
+        // the default grid (5 times × 5 statistics, none of the denoising one at t = 1, + x_norm2).
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        assert_eq!(header[..4], ["paper", "grad-norm", "recon", "psi@0.3"]);
+        assert_eq!(
+            (header.len(), header[header.len() - 1]),
+            (3 + 25, "x_norm2")
+        );
         assert_eq!(text.lines().count(), 6);
         outputs.push(text);
     }

@@ -24,16 +24,17 @@ pub fn scores(
         device: device.clone(),
     };
     let mut out: BTreeMap<&'static str, Vec<f64>> =
-        Score::ALL.iter().map(|s| (s.name(), vec![])).collect();
+        Score::SINGLE.iter().map(|s| (s.name(), vec![])).collect();
     // About 64 Ki values per chunk: 1024 rows of small vectors, ~80 images of 28×28.
     let rows = (65_536 / d.max(1)).clamp(1, 1024);
     for chunk in x.chunks(rows * d) {
         let n = chunk.len() / d;
         let [psi, vel, _] = field.evaluate(chunk, &vec![1.0; n])?;
-        for s in Score::ALL {
-            out.get_mut(s.name())
-                .expect("all scores")
-                .extend(s.compute(chunk, &psi, &vel, d));
+        for s in Score::SINGLE {
+            out.get_mut(s.name()).expect("all scores").extend(
+                s.compute(chunk, &psi, &vel, d)
+                    .expect("single-evaluation score"),
+            );
         }
     }
     Ok(out)

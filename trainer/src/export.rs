@@ -10,13 +10,16 @@ use prost::Message;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use thiserror::Error;
-use vpfb_runtime::contract::{OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY};
+use vpfb_runtime::contract::{
+    INPUT_PROBE, OUTPUT_DPSI_DT, OUTPUT_HVP, OUTPUT_PSI, OUTPUT_VELOCITY,
+};
 use vpfb_runtime::{ModelError, ModelMeta, TractModel};
 
+use crate::detector_graph::add_anomaly_score;
 use crate::graph::candle_eval::{self, Bindings};
 use crate::graph::onnx::{self, ElemType, ExportSpec, ParamValue};
 use crate::graph::GraphError;
-use crate::nn::PotentialGraph;
+use crate::nn::{add_hvp, PotentialGraph};
 use crate::numeric::max_rel_err;
 
 /// Export failures.
@@ -33,6 +36,8 @@ pub enum ExportError {
     },
     #[error("the written model does not load: {0}")]
     Reload(#[from] ModelError),
+    #[error("fitting the OOD detector: {0}")]
+    Detector(ModelError),
     #[error("export parity failed: {output} differs from Candle by {rel:.3e} (relative) at batch {batch}")]
     Parity {
         output: &'static str,
@@ -72,26 +77,42 @@ pub fn param_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
         .collect()
 }
 
-/// The ONNX model of a potential: inputs `x`, `t`; outputs `psi`, `velocity`, `dpsi_dt`; metadata.
+/// The ONNX model of a potential: inputs `x`, `t` and the optional `probe` (default: zeros for one
+/// record); outputs `psi`, `velocity`, `dpsi_dt`, `hvp` = ∇ₓ²ψ·probe and, when the metadata holds a
+/// detector (float32 exports), its `anomaly_score`; metadata.
 pub fn model_proto(
     pg: &PotentialGraph,
     params: &HashMap<String, ParamValue>,
     meta: &ModelMeta,
     elem: ElemType,
 ) -> Result<tract_onnx::pb::ModelProto, GraphError> {
-    onnx::to_model(&ExportSpec {
-        graph: &pg.graph,
-        inputs: vec![pg.x, pg.t],
+    let mut full = pg.clone();
+    let h = add_hvp(&mut full)?;
+    let mut probe_dims = vec![1];
+    probe_dims.extend(&pg.data_shape);
+    let probe_default = ParamValue {
+        data: vec![0.0; probe_dims.iter().product()],
+        dims: probe_dims,
+    };
+    let mut proto = onnx::to_model(&ExportSpec {
+        graph: &full.graph,
+        inputs: vec![full.x, full.t, h.probe],
+        input_defaults: HashMap::from([(INPUT_PROBE.to_string(), probe_default)]),
         outputs: vec![
-            (pg.psi, OUTPUT_PSI.to_string()),
-            (pg.velocity, OUTPUT_VELOCITY.to_string()),
-            (pg.dpsi_dt, OUTPUT_DPSI_DT.to_string()),
+            (full.psi, OUTPUT_PSI.to_string()),
+            (full.velocity, OUTPUT_VELOCITY.to_string()),
+            (full.dpsi_dt, OUTPUT_DPSI_DT.to_string()),
+            (h.hvp, OUTPUT_HVP.to_string()),
         ],
         params,
         elem,
         metadata: meta.to_props(),
         producer_version: env!("CARGO_PKG_VERSION").to_string(),
-    })
+    })?;
+    if let (Some(det), ElemType::F32) = (&meta.detector, elem) {
+        add_anomaly_score(&mut proto, det, &pg.data_shape)?;
+    }
+    Ok(proto)
 }
 
 /// Writes `bytes` to `path` atomically (the runtime's temporary-file-and-rename writer), so a failed
@@ -130,7 +151,11 @@ pub fn export_with(
     write_atomic(path, &proto.encode_to_vec())?;
     let verified = TractModel::load(path)
         .map_err(ExportError::from)
-        .and_then(|model| verify_parity(pg, params, &model, &parity_batches(pg), 1e-4));
+        .and_then(|model| {
+            let report = verify_parity(pg, params, &model, &parity_batches(pg), 1e-4)?;
+            verify_anomaly_score(&model, 1e-3)?;
+            Ok(report)
+        });
     if verified.is_err() {
         let _ = std::fs::remove_file(path);
     }
@@ -145,6 +170,37 @@ pub fn parity_batches(pg: &PotentialGraph) -> Vec<usize> {
     } else {
         vec![1, 7, 1024]
     }
+}
+
+/// Checks a file's in-graph `anomaly_score` against the runtime's own detector path on a few random
+/// records (x ~ N(0, I)); files without a detector pass.
+pub fn verify_anomaly_score(model: &TractModel, tol: f64) -> Result<(), ExportError> {
+    let Some(det) = &model.file().meta.detector else {
+        return Ok(());
+    };
+    let d = model.file().meta.record_len();
+    let n = if model.file().meta.data_shape.len() == 3 {
+        2
+    } else {
+        16
+    };
+    let mut rng = StdRng::seed_from_u64(0xa11);
+    let x: Vec<f32> = (0..n * d)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect();
+    let graph = model.anomaly_score_output(&x)?;
+    let own = det.score(model, &x).map_err(ExportError::Detector)?;
+    for (g, o) in graph.iter().zip(&own) {
+        let rel = (*g as f64 - o).abs() / (1.0 + o.abs());
+        if !(rel <= tol) {
+            return Err(ExportError::Parity {
+                output: vpfb_runtime::contract::OUTPUT_ANOMALY_SCORE,
+                batch: n,
+                rel,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Largest relative differences found by [`verify_parity`].

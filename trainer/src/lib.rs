@@ -4,12 +4,15 @@
 pub mod calibrate;
 pub mod candle_field;
 pub mod data;
+pub mod detector;
+pub mod detector_graph;
 pub mod device;
 pub mod device_check;
 pub mod export;
 pub mod graph;
 pub mod loss;
 pub mod metrics;
+pub mod model_import;
 pub mod nn;
 pub mod numeric;
 pub mod optim;

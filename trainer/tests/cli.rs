@@ -238,7 +238,14 @@ fn fit_resume_export_on_a_csv_table() {
         "{mean:?} {std:?}"
     );
     let ood = m.meta.ood.as_ref().expect("calibrated");
-    assert_eq!(ood.default_score, "grad-norm");
+    assert_eq!(ood.default_score, "detector");
     assert_eq!(ood.scores.len(), 3);
+    let det = m
+        .meta
+        .detector
+        .as_ref()
+        .expect("a detector is fitted at export");
+    assert_eq!(det.times.len(), 5);
+    assert!(m.has_hvp() && m.has_anomaly_score());
     assert_eq!(m.meta.training.as_ref().unwrap()["steps"], 40);
 }

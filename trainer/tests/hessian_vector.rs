@@ -66,6 +66,7 @@ fn hessian_vector_product_matches_finite_differences_in_candle_and_tract() {
     let proto = to_model(&ExportSpec {
         graph: &pg.graph,
         inputs: vec![pg.x, pg.t, v],
+        input_defaults: HashMap::new(),
         outputs: vec![(hvp, "hvp".into())],
         params: &values,
         elem: ElemType::F64,

@@ -44,6 +44,9 @@ pub struct ExportSpec<'a> {
     pub graph: &'a Graph,
     /// Input nodes (each an `Op::Input`) in the order the file declares them.
     pub inputs: Vec<NodeId>,
+    /// Default values of optional inputs, by input name: written as an initializer of the same name,
+    /// which a client may override by feeding the input (ONNX IR ≥ 4) and otherwise gets this value.
+    pub input_defaults: HashMap<String, ParamValue>,
     /// Output nodes with their public names.
     pub outputs: Vec<(NodeId, String)>,
     pub params: &'a HashMap<String, ParamValue>,
@@ -88,6 +91,9 @@ pub fn to_model(spec: &ExportSpec<'_>) -> Result<ModelProto, GraphError> {
             Op::Input(name) => {
                 graph_inputs.push(value_info(name, spec.elem, g.shape(id)));
                 e.names.insert(id, name.clone());
+                if let Some(v) = spec.input_defaults.get(name) {
+                    e.float_init(name, &v.dims, &v.data);
+                }
             }
             other => {
                 return Err(GraphError::Shape(format!(
@@ -136,7 +142,7 @@ pub fn to_model(spec: &ExportSpec<'_>) -> Result<ModelProto, GraphError> {
     })
 }
 
-fn value_info(name: &str, elem: ElemType, shape: &[Dim]) -> ValueInfoProto {
+pub(crate) fn value_info(name: &str, elem: ElemType, shape: &[Dim]) -> ValueInfoProto {
     let dim = shape
         .iter()
         .map(|d| pb::tensor_shape_proto::Dimension {
@@ -160,7 +166,7 @@ fn value_info(name: &str, elem: ElemType, shape: &[Dim]) -> ValueInfoProto {
     }
 }
 
-fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
+pub(crate) fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Ints as i32,
@@ -169,7 +175,7 @@ fn ints_attr(name: &str, v: &[i64]) -> AttributeProto {
     }
 }
 
-fn int_attr(name: &str, v: i64) -> AttributeProto {
+pub(crate) fn int_attr(name: &str, v: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::Int as i32,

@@ -9,6 +9,6 @@ mod unet;
 
 pub use mlp::MlpConfig;
 pub use params::{init_params, Init, ParamSpec, Scope};
-pub use potential::{build_potential, Network, PotentialGraph};
+pub use potential::{add_hvp, build_potential, HvpNodes, Network, PotentialGraph};
 pub use time_embedding::TimeEmbedding;
 pub use unet::{UnetConfig, UnetPreset};

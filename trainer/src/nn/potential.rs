@@ -58,3 +58,25 @@ pub fn build_potential(net: &dyn Network) -> Result<PotentialGraph, GraphError> 
         data_shape,
     })
 }
+
+/// The Hessian-vector product nodes appended by [`add_hvp`].
+#[derive(Clone, Copy, Debug)]
+pub struct HvpNodes {
+    /// Input `probe`, shaped like x.
+    pub probe: NodeId,
+    /// ∇ₓ(∇ₓψ · probe) = ∇ₓ²ψ · probe, shaped like x.
+    pub hvp: NodeId,
+}
+
+/// Differentiates the explicit gradient once more along an input `probe`: the Hessian-vector
+/// product that exact log-likelihoods need (the divergence of the flow is the trace of ∇ₓ²ψ).
+pub fn add_hvp(pg: &mut PotentialGraph) -> Result<HvpNodes, GraphError> {
+    let g = &mut pg.graph;
+    let probe = g.input(vpfb_runtime::contract::INPUT_PROBE, g.shape(pg.x).to_vec());
+    let gv = g.mul(pg.velocity, probe)?;
+    let axes: Vec<usize> = (1..=pg.data_shape.len()).collect();
+    let dot = g.sum(gv, &axes, false)?;
+    let seed = g.full_like(1.0, dot)?;
+    let hvp = vjp(g, dot, seed, &[pg.x])?[0];
+    Ok(HvpNodes { probe, hvp })
+}

@@ -71,5 +71,44 @@ pub fn run(a: InfoArgs) -> Result<()> {
         }
         None => println!("ood:            (not calibrated)"),
     }
+    match &m.detector {
+        Some(d) => {
+            println!(
+                "detector:       {} over {} statistics at t = {:?} ({} evaluations per record), anchor {}",
+                d.density.label(),
+                d.statistics.len(),
+                d.times,
+                d.evaluations_per_record(),
+                serde_json::to_string(&d.anchor)?
+            );
+            println!(
+                "  chosen by {} on {} records: {}",
+                d.selection.rule,
+                d.selection.records,
+                d.selection
+                    .candidates
+                    .iter()
+                    .map(|(c, ll)| format!("{c} {ll:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let qs: Vec<String> = d
+                .calibration
+                .quantiles
+                .iter()
+                .map(|(q, v)| format!("q{q}={v:.3}"))
+                .collect();
+            println!(
+                "  threshold {:.6}  {}",
+                d.calibration.threshold,
+                qs.join(" ")
+            );
+            println!("  statistics: {}", d.statistics.join(" "));
+        }
+        None => println!(
+            "detector:       (none: format version {} file)",
+            m.format_version
+        ),
+    }
     Ok(())
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod generate;
 mod info;
+mod loglik;
 mod model_arg;
 mod records_arg;
 mod sample;
@@ -40,6 +41,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Anomaly scores (higher = more anomalous) for records in a file, or streamed on stdin.
     Score(score::ScoreArgs),
+    /// Exact log-likelihood of records: the flow integrated back to noise with the divergence Δψ.
+    Loglik(loglik::LoglikArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(a),
         Command::Sample(a) => sample::run(a),
         Command::Score(a) => score::run(a),
+        Command::Loglik(a) => loglik::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Interpolate(a) => generate::interpolate_cmd(a),
         Command::Compose(a) => generate::compose_cmd(a),

@@ -17,8 +17,9 @@ pub struct ScoreArgs {
     /// image models also an IDX file (.gz or not), a folder of PNG/JPEG images or one image.
     #[arg(long, required_unless_present = "stream", conflicts_with = "stream")]
     input: Option<PathBuf>,
-    /// Score: paper, grad-norm or recon (default: the model's); `all` writes every score's anomaly
-    /// value as its own column (no threshold, no outlier column) from one evaluation per record.
+    /// Score: detector (the fitted multi-time detector of format-2 files), paper, grad-norm or recon
+    /// (default: the model's). `all` writes every flow statistic on the detector's time grid, the
+    /// detector and the single-evaluation scores as columns (no threshold, no outlier column).
     #[arg(long)]
     score: Option<String>,
     /// Outlier threshold (default: the model's calibrated 5 % false-positive point).
@@ -73,7 +74,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         Some(s) => s.parse().map_err(anyhow::Error::msg)?,
         None => default_score(model),
     };
-    let thr = threshold(model, score, a.threshold).map_err(anyhow::Error::msg)?;
+    let thr = threshold(model, score, a.threshold)?;
     if a.stream {
         return stream(model, score, thr);
     }
@@ -133,7 +134,9 @@ fn read_labels(lp: &std::path::Path, expected: usize) -> Result<Vec<bool>> {
     Ok(labels)
 }
 
-/// `--score all`: every score as a column, and with --labels the AUROC of each.
+/// `--score all`: every flow statistic on the detector's grid (the default grid for files without a
+/// detector), the detector when the file has one, and the single-evaluation scores, as columns; with
+/// --labels the AUROC of each column, in both directions.
 fn all_scores(model: &dyn Backend, a: &ScoreArgs) -> Result<()> {
     if a.stream {
         bail!("--score all writes a table; it does not apply to --stream");
@@ -145,27 +148,70 @@ fn all_scores(model: &dyn Backend, a: &ScoreArgs) -> Result<()> {
         a.input.as_ref().expect("clap requires --input"),
         a.out.as_ref().expect("clap requires --out"),
     );
-    let records = super::records_arg::read_input(input, &model.file().meta)?;
-    let columns = score_raw_many(model, &records.values, &Score::ALL).context("scoring")?;
+    let meta = &model.file().meta;
+    let records = super::records_arg::read_input(input, meta)?;
+    let (times, anchor) = match &meta.detector {
+        Some(d) => (d.times.clone(), d.anchor),
+        None => {
+            let o = vpfb_runtime::ood::FitOptions::default();
+            (o.times, o.anchor)
+        }
+    };
+    // One pass of statistics serves the detector column and the statistic columns.
+    let table =
+        raw_statistics(model, &records.values, &times, &anchor).context("flow statistics")?;
+    let mut names = vec![];
+    let mut columns = vec![];
+    if let Some(det) = &meta.detector {
+        names.push(Score::Detector.name().to_string());
+        columns.push(det.score_table(&table).context("detector")?);
+    }
+    names.extend(Score::SINGLE.iter().map(|s| s.name().to_string()));
+    columns.extend(score_raw_many(model, &records.values, &Score::SINGLE).context("scoring")?);
+    for id in &table.names {
+        names.push(id.to_string());
+        columns.push(table.column(id).expect("own column"));
+    }
     let n = columns[0].len();
     let rows: Vec<f64> = (0..n)
         .flat_map(|i| columns.iter().map(move |c| c[i]))
         .collect();
-    let header: Vec<&str> = Score::ALL.iter().map(|s| s.name()).collect();
-    write_records(out, &header.join(","), Score::ALL.len(), &rows)?;
+    write_records(out, &names.join(","), names.len(), &rows)?;
     eprintln!(
-        "scored {n} records with every score ({}) -> {}",
-        header.join(", "),
+        "scored {n} records: {} columns ({} flow statistics) -> {}",
+        names.len(),
+        table.names.len(),
         out.display()
     );
     if let Some(lp) = &a.labels {
         let labels = read_labels(lp, n)?;
-        for (s, c) in Score::ALL.iter().zip(&columns) {
+        println!("{:<22} {:>8} {:>8}", "column", "AUROC", "reversed");
+        for (name, c) in names.iter().zip(&columns) {
             match auroc(c, &labels) {
-                Some(v) => println!("AUROC {:<10} {v:.4}", s.name()),
+                Some(v) => println!("{name:<22} {v:>8.4} {:>8.4}", 1.0 - v),
                 None => bail!("AUROC needs both 0 and 1 labels in {}", lp.display()),
             }
         }
     }
     Ok(())
+}
+
+/// Flow statistics of raw records, in bounded chunks.
+fn raw_statistics(
+    model: &dyn Backend,
+    values: &[f64],
+    times: &[f64],
+    anchor: &vpfb_runtime::ood::statistics::Anchor,
+) -> Result<vpfb_runtime::ood::statistics::StatTable> {
+    let meta = &model.file().meta;
+    let d = meta.record_len();
+    let x: Vec<f32> = meta
+        .normalization
+        .to_model(values, d)
+        .into_iter()
+        .map(|v| v as f32)
+        .collect();
+    Ok(vpfb_runtime::ood::statistics::compute(
+        model, &x, times, anchor,
+    )?)
 }

@@ -3,12 +3,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
-use vpfb_runtime::ood::Score;
 use vpfb_runtime::ModelMeta;
-use vpfb_trainer::calibrate::calibrate;
-use vpfb_trainer::data::to_model_space;
-use vpfb_trainer::export::export_with;
+use vpfb_trainer::data::{to_model_space, Dataset};
 use vpfb_trainer::train::Trainer;
+
+use super::finish_export::{finish_export, DetectorArgs};
+
+/// Fewest validation records the detector is fitted on alone.
+const MIN_DETECTOR_RECORDS: usize = 200;
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -18,17 +20,11 @@ pub struct ExportArgs {
     /// Output model file (.onnx).
     #[arg(long)]
     out: PathBuf,
-    /// The anomaly score the model recommends (paper, grad-norm or recon).
-    #[arg(long, default_value = "grad-norm")]
-    default_score: String,
+    #[command(flatten)]
+    detector: DetectorArgs,
 }
 
 pub fn run(a: ExportArgs) -> Result<()> {
-    let default: Score = a
-        .default_score
-        .parse()
-        .map_err(anyhow::Error::msg)
-        .context("--default-score")?;
     let trainer = Trainer::resume(&a.run, None, Device::Cpu)
         .with_context(|| format!("loading the run in {}", a.run.display()))?;
     let net = trainer.config.arch.network();
@@ -46,36 +42,38 @@ pub fn run(a: ExportArgs) -> Result<()> {
         "optim": trainer.config.optim,
         "weights": "ema",
     }));
-    let ema = trainer.ema_params();
     let d = trainer.dataset.dim();
-    let val: Vec<f32> = to_model_space(&trainer.normalization, &trainer.dataset.validation(), d)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
-    let ood = calibrate(&trainer.pg, &ema, &val, default, &trainer.device)
-        .context("calibrating OOD scores on the validation split")?;
-    meta.ood = Some(ood.clone());
-    let report = export_with(&trainer.pg, &ema, &meta, &a.out)
-        .with_context(|| format!("exporting to {}", a.out.display()))?;
-    println!(
-        "wrote {} (step {}, EMA weights; parity vs Candle at batch {:?}: psi {:.1e}, velocity {:.1e}, dpsi_dt {:.1e})",
-        a.out.display(),
-        trainer.opt.step,
-        vpfb_trainer::export::parity_batches(&trainer.pg),
-        report.psi,
-        report.velocity,
-        report.dpsi_dt
-    );
-    println!(
-        "OOD calibration on {} validation records (default score {}):",
-        val.len() / d,
-        ood.default_score
-    );
-    for (name, cal) in &ood.scores {
-        println!(
-            "  {name:<10} 5% false-positive threshold {:.5}",
-            cal.threshold
-        );
+    let model_space = |raw: &[f64]| -> Vec<f32> {
+        to_model_space(&trainer.normalization, raw, d)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    };
+    let val = model_space(&trainer.dataset.validation());
+    // A detector over a few dozen statistics needs a few hundred records; a small table's
+    // validation split has fewer, so the detector then also sees the training rows.
+    let mut detector_records = val.clone();
+    if let Dataset::Table { train, .. } = &trainer.dataset {
+        if val.len() / d < MIN_DETECTOR_RECORDS {
+            detector_records.extend(model_space(train));
+            println!(
+                "the validation split has {} records (< {MIN_DETECTOR_RECORDS}): the detector is fitted on the training records too",
+                val.len() / d
+            );
+        }
     }
-    Ok(())
+    println!(
+        "exporting step {} of {} (EMA weights)",
+        trainer.opt.step,
+        a.run.display()
+    );
+    finish_export(
+        &trainer.pg,
+        &trainer.ema_params(),
+        meta,
+        &val,
+        &detector_records,
+        &a.detector,
+        &a.out,
+    )
 }

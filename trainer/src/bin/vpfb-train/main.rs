@@ -1,7 +1,9 @@
 //! `vpfb-train`: train VPFB potentials with Candle and export them to ONNX.
 
+mod detector_cmd;
 mod device_check_cmd;
 mod export_cmd;
+mod finish_export;
 mod fit_cmd;
 mod init_cmd;
 mod progress;
@@ -25,8 +27,12 @@ struct Cli {
 enum Command {
     /// Train a potential (or continue a run with --resume).
     Fit(fit_cmd::FitArgs),
-    /// Export a run's EMA weights to a model file, verified and OOD-calibrated.
+    /// Export a run's EMA weights to a model file, verified, OOD-calibrated and with a fitted
+    /// multi-time OOD detector.
     Export(export_cmd::ExportArgs),
+    /// Re-export an existing model file in the current format (Hessian-vector-product output, fitted
+    /// OOD detector), from its own metadata and weights; no run folder needed.
+    Detector(detector_cmd::DetectorCmdArgs),
     /// Export a freshly initialised (untrained) potential, to check a deployment pipeline before
     /// training; the zero-initialised output layer makes ψ = ½‖x‖² exactly.
     Init(init_cmd::InitArgs),
@@ -54,6 +60,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Fit(a) => fit_cmd::run(a),
         Command::Export(a) => export_cmd::run(a),
+        Command::Detector(a) => detector_cmd::run(a),
         Command::Init(a) => init_cmd::run(a),
         Command::DeviceCheck(a) => device_check_cmd::run(a),
     };

@@ -1,12 +1,25 @@
-//! Out-of-distribution scores from one evaluation at the data end (t = 1), in model space
-//! (method.md §7). Higher always means more anomalous.
+//! Out-of-distribution scores, in model space; higher always means more anomalous.
+//!
+//! Two families: the single-evaluation scores at the data end (t = 1) that every model file
+//! supports, and the fitted multi-time [`detector::Detector`] that files of format version 2 carry
+//! (docs/ood.md).
 
 use std::fmt;
 use std::str::FromStr;
 
+pub mod density;
+pub mod detector;
+mod linalg;
+pub mod marginal;
+pub mod statistics;
+
+pub use detector::{Detector, FitOptions};
+
 /// An anomaly score.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Score {
+    /// The fitted multi-time detector stored in the model file: −log-density of flow statistics.
+    Detector,
     /// −S(x) with S(x) = 4ψ(x, 1) − ‖x‖² (the paper's log-density surrogate).
     Paper,
     /// ‖∇ₓψ(x, 1)‖: the flow's speed at the data end.
@@ -16,35 +29,46 @@ pub enum Score {
 }
 
 impl Score {
-    pub const ALL: [Score; 3] = [Score::Paper, Score::GradNorm, Score::Recon];
+    /// The scores of one evaluation at t = 1 (every model file has them).
+    pub const SINGLE: [Score; 3] = [Score::Paper, Score::GradNorm, Score::Recon];
+    /// Every score, the detector first.
+    pub const ALL: [Score; 4] = [Score::Detector, Score::Paper, Score::GradNorm, Score::Recon];
 
     pub fn name(self) -> &'static str {
         match self {
+            Score::Detector => detector::DETECTOR,
             Score::Paper => "paper",
             Score::GradNorm => "grad-norm",
             Score::Recon => "recon",
         }
     }
 
-    /// Scores for `psi` (`[n]`) and `velocity` (`[n, d]`) evaluated at model-space records `x` and t = 1.
-    pub fn compute(self, x: &[f32], psi: &[f32], velocity: &[f32], d: usize) -> Vec<f64> {
-        (0..psi.len())
-            .map(|i| {
-                let row = i * d..(i + 1) * d;
-                match self {
-                    Score::Paper => {
-                        let norm2: f64 = x[row].iter().map(|&v| (v as f64).powi(2)).sum();
-                        norm2 - 4.0 * psi[i] as f64
+    /// Single-evaluation scores for `psi` (`[n]`) and `velocity` (`[n, d]`) evaluated at model-space
+    /// records `x` and t = 1; `None` for the detector, which needs several evaluations.
+    pub fn compute(self, x: &[f32], psi: &[f32], velocity: &[f32], d: usize) -> Option<Vec<f64>> {
+        if self == Score::Detector {
+            return None;
+        }
+        Some(
+            (0..psi.len())
+                .map(|i| {
+                    let row = i * d..(i + 1) * d;
+                    match self {
+                        Score::Detector => unreachable!("handled above"),
+                        Score::Paper => {
+                            let norm2: f64 = x[row].iter().map(|&v| (v as f64).powi(2)).sum();
+                            norm2 - 4.0 * psi[i] as f64
+                        }
+                        Score::GradNorm => velocity[row]
+                            .iter()
+                            .map(|&v| (v as f64).powi(2))
+                            .sum::<f64>()
+                            .sqrt(),
+                        Score::Recon => psi[i] as f64,
                     }
-                    Score::GradNorm => velocity[row]
-                        .iter()
-                        .map(|&v| (v as f64).powi(2))
-                        .sum::<f64>()
-                        .sqrt(),
-                    Score::Recon => psi[i] as f64,
-                }
-            })
-            .collect()
+                })
+                .collect(),
+        )
     }
 }
 
@@ -60,7 +84,9 @@ impl FromStr for Score {
         Self::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown score `{s}` (expected paper, grad-norm or recon)"))
+            .ok_or_else(|| {
+                format!("unknown score `{s}` (expected detector, paper, grad-norm or recon)")
+            })
     }
 }
 
