@@ -30,6 +30,8 @@ pub const OUTPUT_HVP: &str = "hvp";
 /// Optional output (format 2, files with a detector): the detector's anomaly score `[N]` computed
 /// in the graph from `x` alone (`t` is fed but unused), so any ONNX runtime can score records.
 pub const OUTPUT_ANOMALY_SCORE: &str = "anomaly_score";
+/// Prefix of every node, value and constant of the in-graph detector (not parameters of the model).
+pub const DETECTOR_GRAPH_PREFIX: &str = "ood/";
 /// The time convention every file states.
 pub const TIME_CONVENTION: &str = "t=0 noise, t=1 data";
 

@@ -154,8 +154,10 @@ impl ModelFile {
         g.initializer
             .iter()
             .filter(|t| t.data_type == DataType::Float as i32)
-            // An optional input's default value is not a parameter.
+            // An optional input's default value and the in-graph detector's constants are not
+            // parameters.
             .filter(|t| !g.input.iter().any(|i| i.name == t.name))
+            .filter(|t| !t.name.starts_with(crate::contract::DETECTOR_GRAPH_PREFIX))
             .map(|t| t.dims.iter().product::<i64>().max(0) as usize)
             .sum()
     }

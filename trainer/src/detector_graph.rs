@@ -20,7 +20,7 @@ use vpfb_runtime::ood::Detector;
 use crate::graph::onnx::{int_attr, value_info, ElemType};
 use crate::graph::{Dim, GraphError};
 
-const PREFIX: &str = "ood/";
+const PREFIX: &str = vpfb_runtime::contract::DETECTOR_GRAPH_PREFIX;
 
 /// Appends nodes to a graph under fresh names.
 struct Emit<'g> {

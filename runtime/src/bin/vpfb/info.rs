@@ -38,11 +38,11 @@ pub fn run(a: InfoArgs) -> Result<()> {
     println!("time:           {}", m.time_convention);
     println!("inputs:");
     for v in file.inputs() {
-        println!("  {:<10} {}", v.name, v.shape_string());
+        println!("  {:<14} {}", v.name, v.shape_string());
     }
     println!("outputs:");
     for v in file.outputs() {
-        println!("  {:<10} {}", v.name, v.shape_string());
+        println!("  {:<14} {}", v.name, v.shape_string());
     }
     println!(
         "normalization:  {}",
