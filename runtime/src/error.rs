@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-/// Ways a file can break the model-file contract (design.md §2).
+/// Ways a file can break the model-file contract (docs/model-file.md).
 #[derive(Debug, Error)]
 pub enum ContractError {
     #[error("metadata key `{0}` is missing")]

@@ -1,4 +1,4 @@
-//! Interpolation, composition and inpainting (method.md §6): the flow with other starting points or
+//! Interpolation, composition and inpainting (docs/method.md §6): the flow with other starting points or
 //! other velocity fields.
 
 use rand::{rngs::StdRng, SeedableRng};

@@ -1,4 +1,4 @@
-//! The optimiser of method.md §4: Adam with linear warm-up, per-element clipping of the gradient to
+//! The optimiser of docs/method.md §4: Adam with linear warm-up, per-element clipping of the gradient to
 //! ±(c·√v̂ + 0.1) using the previous step's bias-corrected second moment, and an EMA of the weights with
 //! decay min(max_decay, (1 + n)/(10 + n)).
 

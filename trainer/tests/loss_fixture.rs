@@ -1,4 +1,4 @@
-//! The loss assembly against `shared/fixtures/vpfb-loss.json` (copied to tests/fixtures): the four terms of method.md §3 and
+//! The loss assembly against `shared/fixtures/vpfb-loss.json` (copied to tests/fixtures): the four terms of docs/method.md §3 and
 //! ∂loss/∂(ψ, g, s), computed in f64 by an independent implementation, matched to ~1e-9.
 //! Then the θ-gradient of the whole loss on an MLP against central finite differences.
 

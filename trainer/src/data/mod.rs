@@ -135,7 +135,7 @@ impl Dataset {
         let data = match self {
             Dataset::Generator(t) => t.sample(100_000, &mut StdRng::seed_from_u64(0x57a7)),
             Dataset::Table { image: Some(_), .. } => {
-                // Pixels 0–255 map to [-1, 1] (method.md §1).
+                // Pixels 0–255 map to [-1, 1] (docs/method.md §1).
                 return Ok(Normalization::Affine {
                     offset: 127.5,
                     scale: 127.5,

@@ -41,7 +41,7 @@ pub enum Reduce {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossPreset {
-    /// method.md §3 exactly: L_corr + L_norm + L_temb + L_cos (the authors' released configuration).
+    /// docs/method.md §3 exactly: L_corr + L_norm + L_temb + L_cos (the authors' released configuration).
     Paper,
     /// mean_i[½‖g_i‖² − g_i·u_i] + 0.1·mean(s²): the variational principle without normalisations.
     Ritz,

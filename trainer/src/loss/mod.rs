@@ -1,4 +1,4 @@
-//! The VPFB loss family (method.md §3) on Candle tensors.
+//! The VPFB loss family (docs/method.md §3) on Candle tensors.
 //!
 //! Inputs are the potential ψ, its explicit gradient g = ∇ₓψ and s = ∂ψ/∂t at the path points, plus the
 //! batch that made them (x̄, ε, t). Because g and s are ordinary graph nodes, Candle's first-order

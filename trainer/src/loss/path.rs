@@ -1,4 +1,4 @@
-//! The training path (method.md §2): t ~ U[1e-5, 1], t_c = min(t, 1 − 1e-5),
+//! The training path (docs/method.md §2): t ~ U[1e-5, 1], t_c = min(t, 1 − 1e-5),
 //! x_t = t_c·x̄ + (1 − t_c)·ε, u = x̄ − ε.
 
 use candle_core::{Device, Tensor};

@@ -1,5 +1,5 @@
 //! Time embedding: sinusoidal features of the raw t ∈ [0, 1] (max period 1e4), then
-//! Linear → SiLU → Linear (method.md §1).
+//! Linear → SiLU → Linear (docs/method.md §1).
 
 use crate::graph::{Dim, GraphError, NodeId};
 

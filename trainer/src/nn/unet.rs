@@ -1,4 +1,4 @@
-//! The `unet` network U(x, t) for images (method.md §1): GroupNorm + SiLU residual blocks with FiLM
+//! The `unet` network U(x, t) for images (docs/method.md §1): GroupNorm + SiLU residual blocks with FiLM
 //! time conditioning, 2×2 average pooling down, nearest-neighbour upsampling up, skip connections,
 //! optional self-attention, and a zero-initialised output convolution (so ψ = ½‖x‖² at the start).
 
