@@ -16,7 +16,7 @@ scikit-learn and numpy, and a release build of the runtime:
     cargo build --release -p vpfb-runtime
     python3 scripts/ood_fashion_mnist.py --model models/fashion-mnist.onnx
 """
-import argparse, glob, gzip, json, os, subprocess, sys, tarfile, time
+import argparse, glob, json, os, subprocess, sys, tarfile, time
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -24,25 +24,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor
 
-
-def read_idx(path):
-    raw = open(path, "rb").read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    if raw[2] != 0x08:
-        sys.exit(f"{path}: not an unsigned-byte IDX file")
-    rank = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
-
-
-def write_idx(path, images):
-    images = np.ascontiguousarray(images, dtype=np.uint8)
-    with open(path, "wb") as f:
-        f.write(bytes([0, 0, 0x08, images.ndim]))
-        for d in images.shape:
-            f.write(int(d).to_bytes(4, "big"))
-        f.write(images.tobytes())
+from idx import read_idx, write_idx
 
 
 def mnist_digits(out):

@@ -14,30 +14,14 @@ Needs the Debian package dataset-fashion-mnist, scikit-learn, numpy and release 
     cargo build --release -p vpfb-trainer -p vpfb-runtime
     python3 scripts/ood_one_class.py [--score-count 1000]
 """
-import argparse, gzip, os, subprocess, sys, time
+import argparse, os, subprocess, sys, time
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.neighbors import LocalOutlierFactor
 
-
-def read_idx(path):
-    raw = open(path, "rb").read()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    rank = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
-
-
-def write_idx(path, images):
-    images = np.ascontiguousarray(images, dtype=np.uint8)
-    with open(path, "wb") as f:
-        f.write(bytes([0, 0, 0x08, images.ndim]))
-        for d in images.shape:
-            f.write(int(d).to_bytes(4, "big"))
-        f.write(images.tobytes())
+from idx import read_idx, write_idx
 
 
 def run(cmd):

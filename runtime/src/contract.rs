@@ -187,6 +187,30 @@ impl ModelMeta {
         self.data_shape.iter().product()
     }
 
+    /// The number of records in `values` values, or an error if they are not whole records.
+    pub fn records_in(&self, values: usize) -> Result<usize, crate::ModelError> {
+        let d = self.record_len();
+        if d == 0 || values % d != 0 {
+            return Err(crate::ModelError::InputSize {
+                what: format!("records of {d} values"),
+                found: values,
+                expected: (values / d.max(1)) * d,
+            });
+        }
+        Ok(values / d)
+    }
+
+    /// Raw records (row-major, whole records only) mapped to model space as the backends take them.
+    pub fn raw_to_model(&self, raw: &[f64]) -> Result<Vec<f32>, crate::ModelError> {
+        self.records_in(raw.len())?;
+        Ok(self
+            .normalization
+            .to_model(raw, self.record_len())
+            .into_iter()
+            .map(|v| v as f32)
+            .collect())
+    }
+
     /// The `metadata_props` key/value pairs.
     pub fn to_props(&self) -> Vec<(String, String)> {
         let mut props = vec![

@@ -180,22 +180,9 @@ pub fn log_likelihood_raw(
     trace: Trace,
 ) -> Result<LogLikelihood, ModelError> {
     let meta = &model.file().meta;
-    let d = meta.record_len();
-    if d == 0 || values.len() % d != 0 {
-        return Err(ModelError::InputSize {
-            what: format!("records of {d} values"),
-            found: values.len(),
-            expected: (values.len() / d.max(1)) * d,
-        });
-    }
-    let x: Vec<f32> = meta
-        .normalization
-        .to_model(values, d)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
+    let x = meta.raw_to_model(values)?;
     let mut ll = log_likelihood_model(model, &x, steps, trace)?;
-    let jac = meta.normalization.log_abs_det_to_model(d);
+    let jac = meta.normalization.log_abs_det_to_model(meta.record_len());
     ll.log_likelihood.iter_mut().for_each(|v| *v += jac);
     Ok(ll)
 }

@@ -35,13 +35,7 @@ pub fn score_raw_many(
 ) -> Result<Vec<Vec<f64>>, ModelError> {
     let meta = &model.file().meta;
     let d = meta.record_len();
-    if d == 0 || values.len() % d != 0 {
-        return Err(ModelError::InputSize {
-            what: format!("records of {d} values"),
-            found: values.len(),
-            expected: (values.len() / d.max(1)) * d,
-        });
-    }
+    meta.records_in(values.len())?;
     let det = if scores.contains(&Score::Detector) {
         Some(detector(model)?)
     } else {
@@ -50,12 +44,7 @@ pub fn score_raw_many(
     let single = scores.iter().any(|s| *s != Score::Detector);
     let mut out = vec![Vec::with_capacity(values.len() / d); scores.len()];
     for chunk in values.chunks(crate::backend::chunk_rows(d) * d) {
-        let x: Vec<f32> = meta
-            .normalization
-            .to_model(chunk, d)
-            .into_iter()
-            .map(|v| v as f32)
-            .collect();
+        let x = meta.raw_to_model(chunk)?;
         let n = chunk.len() / d;
         let e = if single {
             Some(model.evaluate(&x, &vec![1.0; n])?)

@@ -203,14 +203,7 @@ fn raw_statistics(
     times: &[f64],
     anchor: &vpfb_runtime::ood::statistics::Anchor,
 ) -> Result<vpfb_runtime::ood::statistics::StatTable> {
-    let meta = &model.file().meta;
-    let d = meta.record_len();
-    let x: Vec<f32> = meta
-        .normalization
-        .to_model(values, d)
-        .into_iter()
-        .map(|v| v as f32)
-        .collect();
+    let x = model.file().meta.raw_to_model(values)?;
     Ok(vpfb_runtime::ood::statistics::compute(
         model, &x, times, anchor,
     )?)
