@@ -41,7 +41,13 @@ fn environment() -> Result<&'static Environment, ModelError> {
 /// contract outputs, or `hvp` with `probe` fed over its default).
 pub struct OrtModel {
     file: ModelFile,
-    session: Mutex<Session>,
+    session: Mutex<Runner>,
+}
+
+/// The session and the output selections of its three kinds of call (ORT's run options are not
+/// `Sync`, so they live behind the same lock as the session).
+struct Runner {
+    session: Session,
     contract_outputs: RunOptions<HasSelectedOutputs>,
     hvp_output: RunOptions<HasSelectedOutputs>,
     anomaly_output: RunOptions<HasSelectedOutputs>,
@@ -65,10 +71,12 @@ impl OrtModel {
         let session = builder.commit_from_memory(&bytes).map_err(ort_err)?;
         Ok(Self {
             file,
-            session: Mutex::new(session),
-            contract_outputs: select(&[OUTPUT_PSI, OUTPUT_VELOCITY, OUTPUT_DPSI_DT])?,
-            hvp_output: select(&[OUTPUT_HVP])?,
-            anomaly_output: select(&[OUTPUT_ANOMALY_SCORE])?,
+            session: Mutex::new(Runner {
+                session,
+                contract_outputs: select(&[OUTPUT_PSI, OUTPUT_VELOCITY, OUTPUT_DPSI_DT])?,
+                hvp_output: select(&[OUTPUT_HVP])?,
+                anomaly_output: select(&[OUTPUT_ANOMALY_SCORE])?,
+            }),
         })
     }
 
@@ -102,11 +110,13 @@ impl Backend for OrtModel {
         }
         let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
         let tt = Tensor::from_array((vec![n as i64], t.to_vec())).map_err(ort_err)?;
-        let mut session = self.session.lock().expect("ort session lock");
-        let out = session
+        let mut guard = self.session.lock().expect("ort session lock");
+        let r = &mut *guard;
+        let out = r
+            .session
             .run_with_options(
                 ort::inputs![INPUT_X => xt, INPUT_T => tt],
-                &self.contract_outputs,
+                &r.contract_outputs,
             )
             .map_err(ort_err)?;
         Ok(Evaluation {
@@ -127,11 +137,13 @@ impl Backend for OrtModel {
         let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
         let tt = Tensor::from_array((vec![n as i64], t.to_vec())).map_err(ort_err)?;
         let pt = Tensor::from_array((self.shape(n), probe.to_vec())).map_err(ort_err)?;
-        let mut session = self.session.lock().expect("ort session lock");
-        let out = session
+        let mut guard = self.session.lock().expect("ort session lock");
+        let r = &mut *guard;
+        let out = r
+            .session
             .run_with_options(
                 ort::inputs![INPUT_X => xt, INPUT_T => tt, INPUT_PROBE => pt],
-                &self.hvp_output,
+                &r.hvp_output,
             )
             .map_err(ort_err)?;
         take(&out, OUTPUT_HVP)
@@ -147,11 +159,13 @@ impl Backend for OrtModel {
         }
         let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
         let tt = Tensor::from_array((vec![n as i64], t)).map_err(ort_err)?;
-        let mut session = self.session.lock().expect("ort session lock");
-        let out = session
+        let mut guard = self.session.lock().expect("ort session lock");
+        let r = &mut *guard;
+        let out = r
+            .session
             .run_with_options(
                 ort::inputs![INPUT_X => xt, INPUT_T => tt],
-                &self.anomaly_output,
+                &r.anomaly_output,
             )
             .map_err(ort_err)?;
         take(&out, OUTPUT_ANOMALY_SCORE)
