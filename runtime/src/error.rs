@@ -61,7 +61,8 @@ pub enum ModelError {
     Numeric(String),
     #[error("tract failed: {0}")]
     Tract(String),
-    #[error("OOD detector: {0}")]
+    /// The multi-time OOD detector is missing, malformed or cannot be fitted (the message says which).
+    #[error("{0}")]
     Detector(String),
     #[error("{0}")]
     Score(String),

@@ -222,3 +222,60 @@ fn detector_fitted_by_the_trainer_scores_the_same_in_the_runtime_cli() {
         mean(inside)
     );
 }
+
+#[test]
+fn detector_command_upgrades_in_place_and_a_failure_keeps_the_original() {
+    let (pg, varmap, meta) = random_mlp(2, 16, 2, 21);
+    let dir = scratch_dir("detector-cmd");
+    let path = dir.join("m.onnx");
+    export_model(&pg, &varmap, &meta, &path).unwrap();
+    let original = std::fs::read(&path).unwrap();
+    let csv = |name: &str, rows: usize| {
+        let p = dir.join(name);
+        let mut rng = StdRng::seed_from_u64(rows as u64);
+        let mut text = String::from("a,b\n");
+        for _ in 0..rows {
+            let v = normals(&mut rng, 2, 1.0);
+            text += &format!("{},{}\n", v[0], v[1]);
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let upgrade = |data: &std::path::Path| {
+        Command::new(binary("vpfb-train"))
+            .args(["detector", "--model"])
+            .arg(&path)
+            .arg("--out")
+            .arg(&path)
+            .arg("--data")
+            .arg(format!("csv:{}", data.display()))
+            .output()
+            .unwrap()
+    };
+    // Too few records for a detector: one error line, and the file is untouched.
+    let out = upgrade(&csv("tiny.csv", 12));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // Progress lines come first; the error is one line of its own, the last.
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("too few"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        original,
+        "a failed upgrade changed the file"
+    );
+    // Enough records: the same file now carries a detector fitted on all 300 of them.
+    let out = upgrade(&csv("ok.csv", 300));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model = TractModel::load(&path).unwrap();
+    let det = model.file().meta.detector.as_ref().expect("fitted");
+    assert_eq!(det.selection.records, 300);
+    assert!(model.file().has_anomaly_score());
+}

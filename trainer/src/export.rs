@@ -13,7 +13,7 @@ use thiserror::Error;
 use vpfb_runtime::contract::{
     INPUT_PROBE, OUTPUT_DPSI_DT, OUTPUT_HVP, OUTPUT_PSI, OUTPUT_VELOCITY,
 };
-use vpfb_runtime::{ModelError, ModelMeta, TractModel};
+use vpfb_runtime::{ModelError, ModelFile, ModelMeta, TractModel};
 
 use crate::detector_graph::add_anomaly_score;
 use crate::graph::candle_eval::{self, Bindings};
@@ -36,7 +36,7 @@ pub enum ExportError {
     },
     #[error("the written model does not load: {0}")]
     Reload(#[from] ModelError),
-    #[error("fitting the OOD detector: {0}")]
+    #[error("{0}")]
     Detector(ModelError),
     #[error("export parity failed: {output} differs from Candle by {rel:.3e} (relative) at batch {batch}")]
     Parity {
@@ -139,27 +139,23 @@ pub fn export_model(
     export_with(pg, &param_tensors(varmap), meta, path)
 }
 
-/// [`export_model`] with explicit weights (e.g. the EMA weights of a run). If verification fails, the
-/// written file is removed: a model that does not match its training graph is never left behind.
+/// [`export_model`] with explicit weights (e.g. the EMA weights of a run). The file is written only
+/// once it has been verified: a model that does not match its training graph is never left behind,
+/// and an existing file at `path` survives a failed export.
 pub fn export_with(
     pg: &PotentialGraph,
     params: &HashMap<String, Tensor>,
     meta: &ModelMeta,
     path: &Path,
 ) -> Result<ParityReport, ExportError> {
-    let proto = model_proto(pg, &tensor_values(params)?, meta, ElemType::F32)?;
-    write_atomic(path, &proto.encode_to_vec())?;
-    let verified = TractModel::load(path)
-        .map_err(ExportError::from)
-        .and_then(|model| {
-            let report = verify_parity(pg, params, &model, &parity_batches(pg), 1e-4)?;
-            verify_anomaly_score(&model, 1e-3)?;
-            Ok(report)
-        });
-    if verified.is_err() {
-        let _ = std::fs::remove_file(path);
-    }
-    verified
+    let bytes = model_proto(pg, &tensor_values(params)?, meta, ElemType::F32)?.encode_to_vec();
+    // Verified from the encoded bytes before anything is written, so a failed export never touches
+    // `path` (which may be the very file being upgraded).
+    let model = TractModel::new(ModelFile::from_bytes(&bytes, path.to_path_buf())?)?;
+    let report = verify_parity(pg, params, &model, &parity_batches(pg), 1e-4)?;
+    verify_anomaly_score(&model, 1e-3)?;
+    write_atomic(path, &bytes)?;
+    Ok(report)
 }
 
 /// Batch sizes an export is verified at: 1, 7 and 1024 records for vectors; 1, 2 and 16 for images,

@@ -114,9 +114,10 @@ pub fn finish_export(
                     let _ = std::io::stderr().flush();
                 }
             },
-        )
-        .context("fitting the OOD detector")?;
+        );
+        // End the progress line whatever happened, so an error starts a line of its own.
         eprintln!();
+        let det = det.context("fitting the OOD detector")?;
         println!(
             "OOD detector: {} statistics at t = {:?}, {} chosen by {} ({}), 5% false-positive threshold {:.4}",
             det.statistics.len(),
