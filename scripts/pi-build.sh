@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-builds `vpfb` for aarch64-unknown-linux-gnu (Raspberry Pi 3/4/5 with a 64-bit OS), runs its sample
-# and score commands under qemu-user, and compares the results with the x86-64 build (within 1e-4).
+# and score commands under qemu-user, and compares the results with the x86-64 build (samples and the
+# grad-norm score within 1e-4, the detector's scores within 1e-2 of 1 + |score|).
 #
 #   scripts/pi-build.sh            install the target and tools (root, Debian), build, compare
 #   scripts/pi-build.sh --optional as above, but if the target or tools cannot be installed, say so and exit 0
@@ -45,24 +46,35 @@ qemu() { qemu-aarch64-static -L /usr/aarch64-linux-gnu "$arm" "$@"; }
 for m in moons checkerboard; do
   "$host" sample --model "models/$m.onnx" -n 64 --steps 25 --seed 7 --out "$work/$m-x86.csv" 2>/dev/null
   qemu sample --model "models/$m.onnx" -n 64 --steps 25 --seed 7 --out "$work/$m-arm.csv"
-  "$host" score --model "models/$m.onnx" --input runtime/tests/golden/moons-points.csv --out "$work/$m-score-x86.csv" 2>/dev/null
-  qemu score --model "models/$m.onnx" --input runtime/tests/golden/moons-points.csv --out "$work/$m-score-arm.csv"
+  for s in grad-norm detector; do
+    "$host" score --model "models/$m.onnx" --score $s --input runtime/tests/golden/moons-points.csv --out "$work/$m-$s-x86.csv" 2>/dev/null
+    qemu score --model "models/$m.onnx" --score $s --input runtime/tests/golden/moons-points.csv --out "$work/$m-$s-arm.csv"
+  done
 done
 python3 - "$work" <<'PY'
 import sys
 work = sys.argv[1]
-worst = 0.0
-for m in ("moons", "checkerboard"):
-    for kind in ("", "score-"):
-        a = [l.split(",") for l in open(f"{work}/{m}-{kind}x86.csv").read().split("\n")[1:] if l]
-        b = [l.split(",") for l in open(f"{work}/{m}-{kind}arm.csv").read().split("\n")[1:] if l]
-        assert len(a) == len(b) and a, f"{m} {kind}: row counts differ"
-        for ra, rb in zip(a, b):
-            for x, y in zip(ra, rb):
-                x, y = float(x), float(y)
-                worst = max(worst, abs(x - y) / max(abs(x), 1.0))
-        print(f"pi-build: {m} {kind or 'sample-'}x86 vs aarch64 (qemu): max relative difference so far {worst:.2e}")
-if worst > 1e-4:
-    sys.exit(f"pi-build: FAILED — aarch64 differs from x86 by {worst:.2e} > 1e-4")
-print("pi-build: OK — aarch64 matches x86 within 1e-4")
+
+def worst(m, kind, rel):
+    a = [l.split(",") for l in open(f"{work}/{m}-{kind}x86.csv").read().split("\n")[1:] if l]
+    b = [l.split(",") for l in open(f"{work}/{m}-{kind}arm.csv").read().split("\n")[1:] if l]
+    assert len(a) == len(b) and a, f"{m} {kind}: row counts differ"
+    w = 0.0
+    for ra, rb in zip(a, b):
+        for x, y in zip(ra[:1] if kind == "detector-" else ra, rb):
+            x, y = float(x), float(y)
+            w = max(w, rel(x, y))
+    return w
+
+# Samples and the single-evaluation score: within 1e-4 relative.
+first = max(worst(m, k, lambda x, y: abs(x - y) / max(abs(x), 1.0))
+            for m in ("moons", "checkerboard") for k in ("", "grad-norm-"))
+print(f"pi-build: samples and grad-norm scores, x86 vs aarch64 (qemu): max relative difference {first:.2e}")
+# The detector takes logs of residual norms that can be small, which amplifies float32 differences
+# (the same bound as tract vs ONNX Runtime in runtime/tests/ort_parity.rs): within 1e-2 of 1 + |score|.
+det = max(worst(m, "detector-", lambda x, y: abs(x - y) / (1.0 + abs(x))) for m in ("moons", "checkerboard"))
+print(f"pi-build: detector scores, x86 vs aarch64 (qemu): max difference / (1 + |score|) {det:.2e}")
+if first > 1e-4 or det > 1e-2:
+    sys.exit(f"pi-build: FAILED — aarch64 differs from x86 ({first:.2e} > 1e-4 or {det:.2e} > 1e-2)")
+print("pi-build: OK — aarch64 matches x86 (samples and grad-norm within 1e-4, detector within 1e-2)")
 PY
