@@ -35,6 +35,17 @@ pub struct Selection {
     pub chosen: String,
 }
 
+impl Selection {
+    /// `gaussian -9.556, gmm(2) -7.015, …`: every candidate with its held-out log-likelihood.
+    pub fn candidates_summary(&self) -> String {
+        self.candidates
+            .iter()
+            .map(|(c, ll)| format!("{c} {ll:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// A fitted detector, as stored under `vpfb.detector` in a model file (format version 2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Detector {

@@ -85,12 +85,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
                 "  chosen by {} on {} records: {}",
                 d.selection.rule,
                 d.selection.records,
-                d.selection
-                    .candidates
-                    .iter()
-                    .map(|(c, ll)| format!("{c} {ll:.3}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                d.selection.candidates_summary()
             );
             let qs: Vec<String> = d
                 .calibration

@@ -124,12 +124,7 @@ pub fn finish_export(
             det.times,
             det.selection.chosen,
             det.selection.rule,
-            det.selection
-                .candidates
-                .iter()
-                .map(|(c, ll)| format!("{c} {ll:.3}"))
-                .collect::<Vec<_>>()
-                .join(", "),
+            det.selection.candidates_summary(),
             det.calibration.threshold
         );
         ood.default_score = Score::Detector.name().to_string();
