@@ -85,6 +85,53 @@ impl OrtModel {
         shape.extend(self.file.meta.data_shape.iter().map(|&v| v as i64));
         shape
     }
+
+    /// Runs `n` records: named inputs shaped like x (`x_like`) or `[n]`, one call's output selection,
+    /// and the outputs `names` flattened.
+    fn run(
+        &self,
+        n: usize,
+        feeds: &[(&str, bool, &[f32])],
+        which: Outputs,
+        names: &[&str],
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
+        let values = feeds
+            .iter()
+            .map(|&(name, x_like, data)| {
+                let shape = if x_like {
+                    self.shape(n)
+                } else {
+                    vec![n as i64]
+                };
+                Ok((
+                    name,
+                    Tensor::from_array((shape, data.to_vec())).map_err(ort_err)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let mut guard = self.session.lock().expect("ort session lock");
+        let Runner {
+            session,
+            contract_outputs,
+            hvp_output,
+            anomaly_output,
+        } = &mut *guard;
+        let options = match which {
+            Outputs::Contract => &*contract_outputs,
+            Outputs::Hvp => &*hvp_output,
+            Outputs::AnomalyScore => &*anomaly_output,
+        };
+        let out = session.run_with_options(values, options).map_err(ort_err)?;
+        names.iter().map(|name| take(&out, name)).collect()
+    }
+}
+
+/// Which output selection a call runs.
+#[derive(Clone, Copy)]
+enum Outputs {
+    Contract,
+    Hvp,
+    AnomalyScore,
 }
 
 fn take(out: &ort::session::SessionOutputs<'_>, name: &str) -> Result<Vec<f32>, ModelError> {
@@ -108,21 +155,19 @@ impl Backend for OrtModel {
         if n == 0 {
             return Ok(Evaluation::empty());
         }
-        let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
-        let tt = Tensor::from_array((vec![n as i64], t.to_vec())).map_err(ort_err)?;
-        let mut guard = self.session.lock().expect("ort session lock");
-        let r = &mut *guard;
-        let out = r
-            .session
-            .run_with_options(
-                ort::inputs![INPUT_X => xt, INPUT_T => tt],
-                &r.contract_outputs,
-            )
-            .map_err(ort_err)?;
+        let mut out = self.run(
+            n,
+            &[(INPUT_X, true, x), (INPUT_T, false, t)],
+            Outputs::Contract,
+            &[OUTPUT_PSI, OUTPUT_VELOCITY, OUTPUT_DPSI_DT],
+        )?;
+        let dpsi_dt = out.pop().expect("three outputs");
+        let velocity = out.pop().expect("three outputs");
+        let psi = out.pop().expect("three outputs");
         Ok(Evaluation {
-            psi: take(&out, OUTPUT_PSI)?,
-            velocity: take(&out, OUTPUT_VELOCITY)?,
-            dpsi_dt: take(&out, OUTPUT_DPSI_DT)?,
+            psi,
+            velocity,
+            dpsi_dt,
         })
     }
 
@@ -134,19 +179,18 @@ impl Backend for OrtModel {
         if n == 0 {
             return Ok(vec![]);
         }
-        let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
-        let tt = Tensor::from_array((vec![n as i64], t.to_vec())).map_err(ort_err)?;
-        let pt = Tensor::from_array((self.shape(n), probe.to_vec())).map_err(ort_err)?;
-        let mut guard = self.session.lock().expect("ort session lock");
-        let r = &mut *guard;
-        let out = r
-            .session
-            .run_with_options(
-                ort::inputs![INPUT_X => xt, INPUT_T => tt, INPUT_PROBE => pt],
-                &r.hvp_output,
-            )
-            .map_err(ort_err)?;
-        take(&out, OUTPUT_HVP)
+        Ok(self
+            .run(
+                n,
+                &[
+                    (INPUT_X, true, x),
+                    (INPUT_T, false, t),
+                    (INPUT_PROBE, true, probe),
+                ],
+                Outputs::Hvp,
+                &[OUTPUT_HVP],
+            )?
+            .remove(0))
     }
 
     fn anomaly_score_output(&self, x: &[f32]) -> Result<Vec<f32>, ModelError> {
@@ -157,17 +201,13 @@ impl Backend for OrtModel {
         if n == 0 {
             return Ok(vec![]);
         }
-        let xt = Tensor::from_array((self.shape(n), x.to_vec())).map_err(ort_err)?;
-        let tt = Tensor::from_array((vec![n as i64], t)).map_err(ort_err)?;
-        let mut guard = self.session.lock().expect("ort session lock");
-        let r = &mut *guard;
-        let out = r
-            .session
-            .run_with_options(
-                ort::inputs![INPUT_X => xt, INPUT_T => tt],
-                &r.anomaly_output,
-            )
-            .map_err(ort_err)?;
-        take(&out, OUTPUT_ANOMALY_SCORE)
+        Ok(self
+            .run(
+                n,
+                &[(INPUT_X, true, x), (INPUT_T, false, &t)],
+                Outputs::AnomalyScore,
+                &[OUTPUT_ANOMALY_SCORE],
+            )?
+            .remove(0))
     }
 }
