@@ -160,9 +160,10 @@ impl Detector {
         }
         let all: Vec<usize> = (0..n).collect();
         // Statistics that are constant on the validation records carry nothing: drop them.
-        let cols: Vec<usize> = (0..table.names.len())
-            .filter(|&c| fit_marginals(table, &[c], &all).is_some())
-            .collect();
+        // The final normal-score maps (fitted on all records) also tell which statistics vary.
+        let (cols, marginals): (Vec<usize>, Vec<Marginal>) = (0..table.names.len())
+            .filter_map(|c| fit_marginals(table, &[c], &all).map(|mut m| (c, m.remove(0))))
+            .unzip();
         let d = cols.len();
         if d == 0 {
             return Err(err(
@@ -207,7 +208,6 @@ impl Detector {
             .copied()
             .find(|&k| label(k) == candidates[best].0)
             .expect("candidate labels come from kinds");
-        let marginals = fit_marginals(table, &cols, &all).expect("checked per column");
         let z = normal_scores(table, &cols, &marginals, &all);
         let density = fit_density(&z, d, kind, opts.seed).ok_or_else(|| {
             err(format!(
