@@ -187,11 +187,19 @@ impl ModelMeta {
         self.data_shape.iter().product()
     }
 
+    /// `[C, H, W]` when the records are images.
+    pub fn image_shape(&self) -> Option<[usize; 3]> {
+        match self.data_shape.as_slice() {
+            &[c, h, w] => Some([c, h, w]),
+            _ => None,
+        }
+    }
+
     /// The number of records in `values` values, or an error if they are not whole records.
-    pub fn records_in(&self, values: usize) -> Result<usize, crate::ModelError> {
+    pub fn records_in(&self, values: usize) -> Result<usize, crate::Error> {
         let d = self.record_len();
         if d == 0 || values % d != 0 {
-            return Err(crate::ModelError::InputSize {
+            return Err(crate::Error::InputSize {
                 what: format!("records of {d} values"),
                 found: values,
                 expected: (values / d.max(1)) * d,
@@ -201,7 +209,7 @@ impl ModelMeta {
     }
 
     /// Raw records (row-major, whole records only) mapped to model space as the backends take them.
-    pub fn raw_to_model(&self, raw: &[f64]) -> Result<Vec<f32>, crate::ModelError> {
+    pub fn raw_to_model(&self, raw: &[f64]) -> Result<Vec<f32>, crate::Error> {
         self.records_in(raw.len())?;
         Ok(self
             .normalization

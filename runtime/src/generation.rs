@@ -5,8 +5,10 @@ use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::backend::Backend;
+use crate::io::Records;
+use crate::model::{FlowOptions, Generated};
 use crate::solver::{integrate, SolveStats, Solver, VelocityField, T_END, T_START};
-use crate::ModelError;
+use crate::{Error, Model};
 
 /// Spherical interpolation between `a` and `b` at `alpha`, with the norm interpolated linearly between
 /// the endpoints' norms so every frame looks like a typical prior draw.
@@ -45,7 +47,7 @@ pub fn interpolate(
     frames: usize,
     solver: Solver,
     seed: u64,
-) -> Result<(Vec<f64>, SolveStats), ModelError> {
+) -> Result<(Vec<f64>, SolveStats), Error> {
     let meta = &model.file().meta;
     let d = meta.record_len();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -78,17 +80,23 @@ pub struct Composition<'a> {
 }
 
 impl<'a> Composition<'a> {
-    /// Refuses models whose data shapes or normalisations differ: their velocities live in different
-    /// spaces and cannot be added.
-    pub fn new(parts: Vec<(&'a dyn Backend, f64)>) -> Result<Self, String> {
+    /// Refuses an empty list, non-finite weights, and models whose data shapes or normalisations
+    /// differ (their velocities live in different spaces and cannot be added).
+    pub fn new(parts: &[(&'a Model, f64)]) -> Result<Self, Error> {
+        Self::of_backends(parts.iter().map(|&(m, w)| (m as &dyn Backend, w)).collect())
+    }
+
+    /// [`Composition::new`] over any backends.
+    pub fn of_backends(parts: Vec<(&'a dyn Backend, f64)>) -> Result<Self, Error> {
+        let invalid = |m: String| Err(Error::InvalidArgument(m));
         let Some((first, _)) = parts.first() else {
-            return Err("compose needs at least one model".into());
+            return invalid("a composition needs at least one model".into());
         };
         let m0 = &first.file().meta;
         for (m, w) in &parts {
             let meta = &m.file().meta;
             if meta.data_shape != m0.data_shape {
-                return Err(format!(
+                return invalid(format!(
                     "{} has data shape {:?}, {} has {:?}",
                     m.file().path.display(),
                     meta.data_shape,
@@ -97,29 +105,33 @@ impl<'a> Composition<'a> {
                 ));
             }
             if meta.normalization != m0.normalization {
-                return Err(format!(
+                return invalid(format!(
                     "{} and {} normalise data differently, so their velocities are in different units",
                     m.file().path.display(),
                     first.file().path.display()
                 ));
             }
             if !w.is_finite() {
-                return Err(format!("weight {w} is not finite"));
+                return invalid(format!("weight {w} is not finite"));
             }
         }
         Ok(Self { parts })
     }
 
     /// `n` samples (raw units) from the composed flow.
-    pub fn sample(
-        &self,
-        n: usize,
-        solver: Solver,
-        seed: u64,
-    ) -> Result<(Vec<f64>, SolveStats), ModelError> {
-        // Chunked like `vpfb sample`, so large n stays memory-bounded and non-finite results are caught.
+    pub fn sample(&self, n: usize, options: &FlowOptions) -> Result<Generated, Error> {
+        // Chunked like single-model sampling, so large n stays memory-bounded and non-finite
+        // results are caught.
         let norm = &self.parts[0].0.file().meta.normalization;
-        crate::sampling::sample_field(self, norm, n, solver, seed)
+        let (values, stats) =
+            crate::sampling::sample_field(self, norm, n, options.solver, options.seed)?;
+        Ok(Generated {
+            records: Records {
+                cols: self.record_len(),
+                values,
+            },
+            stats,
+        })
     }
 }
 
@@ -128,7 +140,7 @@ impl VelocityField for Composition<'_> {
         self.parts[0].0.file().meta.record_len()
     }
 
-    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
+    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, Error> {
         let mut v = vec![0f32; x.len()];
         for (m, w) in &self.parts {
             for (acc, vi) in v.iter_mut().zip(m.velocity(x, t)?) {
@@ -150,7 +162,7 @@ impl VelocityField for Masked<'_> {
         self.unknown.len()
     }
 
-    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
+    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, Error> {
         let d = self.unknown.len();
         let mut v = self.model.velocity(x, t)?;
         for (i, vi) in v.iter_mut().enumerate() {
@@ -170,7 +182,7 @@ pub fn inpaint(
     unknown: &[bool],
     solver: Solver,
     seed: u64,
-) -> Result<(Vec<f64>, SolveStats), ModelError> {
+) -> Result<(Vec<f64>, SolveStats), Error> {
     let meta = &model.file().meta;
     let d = meta.record_len();
     let mut rng = StdRng::seed_from_u64(seed);

@@ -5,7 +5,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::io::{write_atomic, IoError};
+use crate::io::write_atomic;
+use crate::{Error, Result};
 
 /// A set of same-sized images, `count × C × H × W` pixel values in 0–255, row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,8 +27,8 @@ impl ImageSet {
     }
 }
 
-fn format_err(path: &Path, reason: impl Into<String>) -> IoError {
-    IoError::Format {
+fn format_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Format {
         path: path.to_path_buf(),
         reason: reason.into(),
     }
@@ -42,8 +43,8 @@ pub fn is_idx_path(path: &Path) -> bool {
 
 /// Reads an IDX file of unsigned bytes: `[n, H, W]` (grayscale) or `[n, H, W, C]` with C = 1 or 3.
 /// Gzip compression is detected from the content, not the name.
-pub fn read_idx(path: &Path) -> Result<ImageSet, IoError> {
-    let raw = std::fs::read(path).map_err(|source| IoError::Read {
+pub fn read_idx(path: &Path) -> Result<ImageSet> {
+    let raw = std::fs::read(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -166,9 +167,9 @@ fn is_image_file(p: &Path) -> bool {
 
 /// Reads every PNG/JPEG in `dir` (sorted by name; other files are ignored). All images must have
 /// the same size; they are read as grayscale when every one is grayscale, else as RGB.
-pub fn read_image_dir(dir: &Path) -> Result<ImageSet, IoError> {
+pub fn read_image_dir(dir: &Path) -> Result<ImageSet> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| IoError::Read {
+        .map_err(|source| Error::Read {
             path: dir.to_path_buf(),
             source,
         })?
@@ -186,7 +187,7 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageSet, IoError> {
 }
 
 /// Reads the given PNG/JPEG files as one set (same size; grayscale when all are grayscale).
-pub fn read_image_files(files: &[PathBuf]) -> Result<ImageSet, IoError> {
+pub fn read_image_files(files: &[PathBuf]) -> Result<ImageSet> {
     let Some(first) = files.first() else {
         return Ok(ImageSet {
             shape: [1, 0, 0],
@@ -196,7 +197,7 @@ pub fn read_image_files(files: &[PathBuf]) -> Result<ImageSet, IoError> {
     };
     let mut decoded = Vec::with_capacity(files.len());
     for f in files {
-        let read_err = |source| IoError::Read {
+        let read_err = |source| Error::Read {
             path: f.clone(),
             source,
         };
@@ -250,7 +251,7 @@ pub fn read_image_files(files: &[PathBuf]) -> Result<ImageSet, IoError> {
 }
 
 /// Reads images from a folder, an IDX file or a single PNG/JPEG file, whichever `path` is.
-pub fn read_images(path: &Path) -> Result<ImageSet, IoError> {
+pub fn read_images(path: &Path) -> Result<ImageSet> {
     if path.is_dir() {
         read_image_dir(path)
     } else if is_image_file(path) {
@@ -276,14 +277,18 @@ pub fn grid_png(
     rows: usize,
     cols: usize,
     gap: usize,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>> {
     let [c, h, w] = shape;
     if !(c == 1 || c == 3) {
-        return Err(format!("cannot draw {c}-channel images (1 or 3 channels)"));
+        return Err(Error::InvalidArgument(format!(
+            "cannot draw {c}-channel images (1 or 3 channels)"
+        )));
     }
     let len = c * h * w;
     if rows == 0 || cols == 0 || len == 0 {
-        return Err(format!("empty grid {rows}×{cols} of {h}×{w} images"));
+        return Err(Error::InvalidArgument(format!(
+            "empty grid {rows}×{cols} of {h}×{w} images"
+        )));
     }
     let (gw, gh) = (cols * w + (cols + 1) * gap, rows * h + (rows + 1) * gap);
     let mut canvas = vec![128u8; gw * gh * c];
@@ -312,7 +317,7 @@ pub fn grid_png(
         gh as u32,
         color,
     )
-    .map_err(|e| format!("PNG encoding failed: {e}"))?;
+    .map_err(|e| Error::InvalidArgument(format!("PNG encoding failed: {e}")))?;
     Ok(out)
 }
 
@@ -323,9 +328,9 @@ pub fn write_grid(
     shape: [usize; 3],
     rows: usize,
     cols: usize,
-) -> Result<(), IoError> {
+) -> Result<()> {
     let bytes =
-        grid_png(images, shape, rows, cols, 2).map_err(|reason| format_err(path, reason))?;
+        grid_png(images, shape, rows, cols, 2).map_err(|e| format_err(path, e.to_string()))?;
     write_atomic(path, &bytes)
 }
 
@@ -335,8 +340,8 @@ pub fn write_image_dir(
     prefix: &str,
     images: &[f64],
     shape: [usize; 3],
-) -> Result<Vec<PathBuf>, IoError> {
-    std::fs::create_dir_all(dir).map_err(|source| IoError::Write {
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -344,7 +349,7 @@ pub fn write_image_dir(
     let mut paths = Vec::new();
     for (i, img) in images.chunks(len).enumerate() {
         let path = dir.join(format!("{prefix}{i:05}.png"));
-        let bytes = grid_png(img, shape, 1, 1, 0).map_err(|reason| format_err(&path, reason))?;
+        let bytes = grid_png(img, shape, 1, 1, 0).map_err(|e| format_err(&path, e.to_string()))?;
         write_atomic(&path, &bytes)?;
         paths.push(path);
     }

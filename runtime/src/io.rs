@@ -2,35 +2,21 @@
 //! written through a temporary file and a rename so a failure never leaves a partial output.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use thiserror::Error;
+use crate::{Error, Result};
 
-/// I/O and format errors, each naming the file and the place at fault.
-#[derive(Debug, Error)]
-pub enum IoError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {reason}")]
-    Format { path: PathBuf, reason: String },
-}
-
-/// Records: `rows × cols` values, row-major.
+/// A table of records: `rows × cols` values, row-major, in raw units (the data's own units).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Records {
+    /// Values per record.
     pub cols: usize,
+    /// All values, record after record.
     pub values: Vec<f64>,
 }
 
 impl Records {
+    /// Number of records.
     pub fn rows(&self) -> usize {
         if self.cols == 0 {
             0
@@ -38,33 +24,46 @@ impl Records {
             self.values.len() / self.cols
         }
     }
+
+    /// Record `i` (panics when `i >= rows()`, like slice indexing).
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.values[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// The records in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[f64]> + '_ {
+        self.values.chunks_exact(self.cols.max(1))
+    }
 }
 
 /// Parses one CSV record of numbers (used for streaming too).
-pub fn parse_record(line: &str) -> Result<Vec<f64>, String> {
+pub fn parse_record(line: &str) -> Result<Vec<f64>> {
     line.split(',')
         .enumerate()
         .map(|(j, c)| {
             let c = c.trim();
             let v: f64 = c
                 .parse()
-                .map_err(|_| format!("column {}: `{c}` is not a number", j + 1))?;
+                .map_err(|_| Error::Record(format!("column {}: `{c}` is not a number", j + 1)))?;
             if v.is_finite() {
                 Ok(v)
             } else {
-                Err(format!("column {}: {c} is not a finite number", j + 1))
+                Err(Error::Record(format!(
+                    "column {}: {c} is not a finite number",
+                    j + 1
+                )))
             }
         })
         .collect()
 }
 
 /// Reads a CSV of numbers; the first line is a header when any of its cells is not a number.
-pub fn read_csv(path: &Path) -> Result<Records, IoError> {
-    let text = std::fs::read_to_string(path).map_err(|source| IoError::Read {
+pub fn read_csv(path: &Path) -> Result<Records> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
     })?;
-    let fmt = |reason: String| IoError::Format {
+    let fmt = |reason: String| Error::Format {
         path: path.into(),
         reason,
     };
@@ -100,12 +99,12 @@ pub fn read_csv(path: &Path) -> Result<Records, IoError> {
 }
 
 /// Reads a `.npy` array of float32 or float64, 1-D (one column) or 2-D, C order.
-pub fn read_npy(path: &Path) -> Result<Records, IoError> {
-    let bytes = std::fs::read(path).map_err(|source| IoError::Read {
+pub fn read_npy(path: &Path) -> Result<Records> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
     })?;
-    let fmt = |reason: &str| IoError::Format {
+    let fmt = |reason: &str| Error::Format {
         path: path.into(),
         reason: reason.into(),
     };
@@ -147,14 +146,15 @@ pub fn read_npy(path: &Path) -> Result<Records, IoError> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| fmt("bad shape in header")))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_>>()?;
     let (rows, cols) = match dims.as_slice() {
         [n] => (*n, 1),
         [n, d] => (*n, *d),
         _ => return Err(fmt("expected a 1-D or 2-D array")),
     };
     let data = &bytes[hstart + hlen..];
-    if data.len() != rows * cols * width {
+    let expected = rows.checked_mul(cols).and_then(|v| v.checked_mul(width));
+    if expected != Some(data.len()) {
         return Err(fmt(
             "data length does not match the header's shape (truncated?)",
         ));
@@ -182,7 +182,7 @@ pub fn read_npy(path: &Path) -> Result<Records, IoError> {
 }
 
 /// Reads `.npy` or CSV by extension.
-pub fn read_records(path: &Path) -> Result<Records, IoError> {
+pub fn read_records(path: &Path) -> Result<Records> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
@@ -210,8 +210,8 @@ pub fn npy_bytes(rows: usize, cols: usize, values: &[f64]) -> Vec<u8> {
 }
 
 /// Writes `bytes` to `path` via a temporary file in the same folder and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let err = |source| IoError::Write {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let err = |source| Error::Write {
         path: path.into(),
         source,
     };
@@ -237,12 +237,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
 }
 
 /// Writes records as `.npy` (by extension) or CSV with the given header.
-pub fn write_records(
-    path: &Path,
-    header: &str,
-    cols: usize,
-    values: &[f64],
-) -> Result<(), IoError> {
+pub fn write_records(path: &Path, header: &str, cols: usize, values: &[f64]) -> Result<()> {
     let rows = if cols == 0 { 0 } else { values.len() / cols };
     if path
         .extension()

@@ -1,27 +1,87 @@
-//! vpfb-runtime: loads a VPFB model file (ONNX: the potential ψ(x, t) with its explicit gradient)
-//! and evaluates it with tract, pure Rust, on CPUs and edge devices.
+//! vpfb-runtime: loads a VPFB model file (ONNX: the potential ψ(x, t) with its explicit gradient
+//! ∇ₓψ, the flow's velocity) and runs it on CPUs and edge devices with tract (pure Rust) or ONNX
+//! Runtime (`ort` feature): anomaly scoring, sampling, interpolation, composition, inpainting and
+//! log-likelihood.
 //!
-//! The model-file contract ([`contract`]) is owned here and shared with the trainer, which writes
-//! files against it and verifies its exports by loading them through this crate.
+//! Most programs need only [`Model`]. Records go in and come out in raw units (the data's own
+//! units), row-major, `record_len` values each.
+//!
+//! Score a batch of records with the model's recommended score and calibrated threshold:
+//!
+//! ```
+//! # fn main() -> vpfb_runtime::Result<()> {
+//! use vpfb_runtime::Model;
+//!
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/moons.onnx");
+//! let model = Model::load(path)?; // e.g. "models/moons.onnx"
+//! // Two 2-D records: one on the moons, one far from them.
+//! let report = model.score(&[0.0, 1.0, 6.0, -6.0])?;
+//! assert_eq!(report.scores.len(), 2);
+//! assert!(!report.outliers[0] && report.outliers[1]);
+//! println!("{} scores, threshold {}", report.score, report.threshold);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Draw samples by integrating the flow from seeded noise:
+//!
+//! ```
+//! # fn main() -> vpfb_runtime::Result<()> {
+//! use vpfb_runtime::{FlowOptions, Model, Solver};
+//!
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/moons.onnx");
+//! let model = Model::load(path)?;
+//! let options = FlowOptions { solver: Solver::Rk4 { steps: 20 }, seed: 7 };
+//! let samples = model.sample(100, &options)?;
+//! assert_eq!(samples.records.rows(), 100);
+//! assert_eq!(samples.records.cols, 2);
+//! assert_eq!(samples.stats.nfe, 4 * 20); // RK4: four evaluations per step
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors are one type, [`Error`], whose messages name the file, shape or value at fault:
+//!
+//! ```
+//! use vpfb_runtime::{Error, Model};
+//!
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/moons.onnx");
+//! let model = Model::load(path).unwrap();
+//! // Three values are not a whole number of 2-value records.
+//! let err = model.score(&[0.0, 1.0, 2.0]).unwrap_err();
+//! assert!(matches!(err, Error::InputSize { .. }));
+//! assert!(matches!(Model::load("no/such/model.onnx"), Err(Error::Read { .. })));
+//! ```
+//!
+//! Underneath: [`ModelFile`] (the validated file and its [`ModelMeta`], per the contract in
+//! [`contract`] and docs/model-file.md), [`Backend`] (tract or ONNX Runtime), and modules for
+//! each job. The trainer shares [`contract`] and verifies its exports by loading them here.
 
 pub mod backend;
 pub mod contract;
 mod error;
 pub mod generation;
 pub mod images;
+pub mod input;
 pub mod io;
 pub mod likelihood;
+pub mod mask;
+mod model;
 pub mod model_file;
 pub mod ood;
-#[cfg(feature = "ort")]
-pub mod ort_backend;
 pub mod sampling;
 pub mod scoring;
 pub mod solver;
-pub mod tract_backend;
 
-pub use backend::{open, Backend, BackendKind};
+#[cfg(feature = "ort")]
+pub use backend::OrtModel;
+pub use backend::{open, Backend, BackendKind, Evaluation, LoadOptions, TractModel};
 pub use contract::{ModelMeta, Normalization, OodCalibration, ScoreCalibration};
-pub use error::{ContractError, ModelError};
-pub use model_file::ModelFile;
-pub use tract_backend::{Evaluation, TractModel};
+pub use error::{ContractError, Error, Result};
+pub use generation::Composition;
+pub use io::Records;
+pub use likelihood::{LogLikelihood, Trace};
+pub use model::{FlowOptions, Generated, LikelihoodOptions, Model, ScoreOptions, ScoreReport};
+pub use model_file::{ModelFile, StoredTensor};
+pub use ood::Score;
+pub use solver::{SolveStats, Solver};

@@ -13,7 +13,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::backend::Backend;
 use crate::solver::{T_END, T_START};
-use crate::ModelError;
+use crate::Error;
 
 /// How Δψ = tr ∇ₓ²ψ is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +80,7 @@ fn divergence(
     k: usize,
     weight: f64,
     probe: &[f32],
-) -> Result<Vec<f64>, ModelError> {
+) -> Result<Vec<f64>, Error> {
     let d = model.file().meta.record_len();
     let n = x.len() / d;
     let xs: Vec<f32> = x
@@ -108,7 +108,7 @@ pub fn log_likelihood_model(
     x: &[f32],
     steps: usize,
     trace: Trace,
-) -> Result<LogLikelihood, ModelError> {
+) -> Result<LogLikelihood, Error> {
     let d = model.file().meta.record_len();
     crate::backend::require_hvp(model.file())?;
     let steps = steps.max(1);
@@ -126,7 +126,7 @@ pub fn log_likelihood_model(
         let (k, weight, probe) = probes(trace, n, d, c * rows);
         let mut state = chunk.to_vec();
         let mut acc = vec![0.0f64; n];
-        let f = |s: &[f32], t: f64| -> Result<(Vec<f32>, Vec<f64>), ModelError> {
+        let f = |s: &[f32], t: f64| -> Result<(Vec<f32>, Vec<f64>), Error> {
             let v = model.evaluate(s, &vec![t as f32; n])?.velocity;
             Ok((v, divergence(model, s, t as f32, k, weight, &probe)?))
         };
@@ -154,7 +154,7 @@ pub fn log_likelihood_model(
             hvps += 4 * n * k;
         }
         if state.iter().any(|v| !v.is_finite()) || acc.iter().any(|v| !v.is_finite()) {
-            return Err(ModelError::Numeric(
+            return Err(Error::Numeric(
                 "the reverse flow produced non-finite values".into(),
             ));
         }
@@ -178,7 +178,7 @@ pub fn log_likelihood_raw(
     values: &[f64],
     steps: usize,
     trace: Trace,
-) -> Result<LogLikelihood, ModelError> {
+) -> Result<LogLikelihood, Error> {
     let meta = &model.file().meta;
     let x = meta.raw_to_model(values)?;
     let mut ll = log_likelihood_model(model, &x, steps, trace)?;

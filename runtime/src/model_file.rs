@@ -6,15 +6,24 @@ use prost::Message;
 use tract_onnx::pb::{self, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto};
 
 use crate::contract::{ModelMeta, INPUT_T, INPUT_X, OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY};
-use crate::{ContractError, ModelError};
+use crate::{ContractError, Error};
 
-/// A decoded, contract-checked model file.
+/// A decoded, contract-checked model file: where it came from, its metadata and its graph (kept
+/// private: the protobuf types belong to the ONNX reader, not to this crate's API).
 #[derive(Clone, Debug)]
 pub struct ModelFile {
-    /// Where it came from (for messages); `<memory>` for embedded models.
+    /// Where it came from (for messages), or the name given to in-memory bytes.
     pub path: PathBuf,
-    pub proto: pb::ModelProto,
+    /// The `vpfb.*` metadata, validated.
     pub meta: ModelMeta,
+    proto: pb::ModelProto,
+}
+
+/// A float32 tensor stored in the file (an initializer: a weight, or an optional input's default).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredTensor {
+    pub dims: Vec<usize>,
+    pub values: Vec<f32>,
 }
 
 /// One declared graph input or output: name, element type and dims (`None` = symbolic).
@@ -65,9 +74,9 @@ impl ValueDecl {
 
 impl ModelFile {
     /// Reads and validates a model file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Self, ModelError> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
-        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
+        let bytes = std::fs::read(&path).map_err(|source| Error::Read {
             path: path.clone(),
             source,
         })?;
@@ -75,8 +84,8 @@ impl ModelFile {
     }
 
     /// Decodes and validates model bytes; `origin` names them in errors.
-    pub fn from_bytes(bytes: &[u8], origin: PathBuf) -> Result<Self, ModelError> {
-        let not_onnx = |reason: String| ModelError::NotOnnx {
+    pub fn from_bytes(bytes: &[u8], origin: PathBuf) -> Result<Self, Error> {
+        let not_onnx = |reason: String| Error::NotOnnx {
             path: origin.clone(),
             reason,
         };
@@ -91,7 +100,7 @@ impl ModelFile {
         if graph.node.is_empty() {
             return Err(not_onnx("its graph has no nodes".into()));
         }
-        let contract = |source: ContractError| ModelError::Contract {
+        let contract = |source: ContractError| Error::Contract {
             path: origin.clone(),
             source,
         };
@@ -105,13 +114,70 @@ impl ModelFile {
         check_io(graph, &meta).map_err(contract)?;
         Ok(Self {
             path: origin,
-            proto,
             meta,
+            proto,
         })
     }
 
-    pub fn graph(&self) -> &pb::GraphProto {
+    pub(crate) fn graph(&self) -> &pb::GraphProto {
         self.proto.graph.as_ref().expect("checked on load")
+    }
+
+    pub(crate) fn proto(&self) -> &pb::ModelProto {
+        &self.proto
+    }
+
+    /// The producer the file names (`vpfb-train 0.1.0`), or an empty string.
+    pub fn producer(&self) -> String {
+        format!(
+            "{} {}",
+            self.proto.producer_name, self.proto.producer_version
+        )
+        .trim()
+        .to_string()
+    }
+
+    /// The file's bytes (re-encoded; what `load` read, up to protobuf field order).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.proto.encode_to_vec()
+    }
+
+    /// The float32 initializer `name`, or `None` when the file has no such tensor. A tensor whose
+    /// data does not match its shape, or is not float32, is an error naming it.
+    pub fn initializer(&self, name: &str) -> Result<Option<StoredTensor>, Error> {
+        let Some(t) = self.graph().initializer.iter().find(|t| t.name == name) else {
+            return Ok(None);
+        };
+        let bad = |reason: &str| Error::NotOnnx {
+            path: self.path.clone(),
+            reason: format!("initializer `{name}`: {reason}"),
+        };
+        if t.data_type != DataType::Float as i32 {
+            return Err(bad("not float32"));
+        }
+        if t.dims.iter().any(|&d| d < 0) {
+            return Err(bad("negative dimension"));
+        }
+        let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+        let len = dims
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad("shape overflows"))?;
+        let values: Vec<f32> = if !t.raw_data.is_empty() {
+            if Some(t.raw_data.len()) != len.checked_mul(4) {
+                return Err(bad("raw data is not float32 of its shape"));
+            }
+            t.raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        } else {
+            t.float_data.clone()
+        };
+        if values.len() != len {
+            return Err(bad(&format!("{} values for shape {dims:?}", values.len())));
+        }
+        Ok(Some(StoredTensor { dims, values }))
     }
 
     /// Declared inputs, excluding initializers.

@@ -5,7 +5,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::backend::Backend;
 use crate::solver::{integrate, SolveStats, Solver, VelocityField, T_END, T_START};
-use crate::ModelError;
+use crate::Error;
 use crate::Normalization;
 
 /// `n` samples in raw units (row-major) and the total cost. Noise is drawn from `seed`, so the same
@@ -15,7 +15,7 @@ pub fn sample(
     n: usize,
     solver: Solver,
     seed: u64,
-) -> Result<(Vec<f64>, SolveStats), ModelError> {
+) -> Result<(Vec<f64>, SolveStats), Error> {
     sample_field(model, &model.file().meta.normalization, n, solver, seed)
 }
 
@@ -27,7 +27,7 @@ pub fn sample_field<F: VelocityField + ?Sized>(
     n: usize,
     solver: Solver,
     seed: u64,
-) -> Result<(Vec<f64>, SolveStats), ModelError> {
+) -> Result<(Vec<f64>, SolveStats), Error> {
     let d = field.record_len();
     let mut rng = StdRng::seed_from_u64(seed);
     let noise: Vec<f32> = (0..n * d)
@@ -42,7 +42,7 @@ pub fn sample_field<F: VelocityField + ?Sized>(
         total.steps += s.steps;
         total.rejected += s.rejected;
         if x.iter().any(|v| !v.is_finite()) {
-            return Err(ModelError::Numeric(
+            return Err(Error::Numeric(
                 "the flow produced non-finite samples".into(),
             ));
         }

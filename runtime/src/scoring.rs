@@ -3,21 +3,17 @@
 
 use crate::backend::Backend;
 use crate::ood::{Detector, Score};
-use crate::ModelError;
+use crate::Error;
 
 /// Anomaly scores for raw records (`values.len() / record_len` of them).
-pub fn score_raw(
-    model: &dyn Backend,
-    values: &[f64],
-    score: Score,
-) -> Result<Vec<f64>, ModelError> {
+pub fn score_raw(model: &dyn Backend, values: &[f64], score: Score) -> Result<Vec<f64>, Error> {
     Ok(score_raw_many(model, values, &[score])?.remove(0))
 }
 
 /// The model's fitted detector, or an error saying the file has none.
-pub fn detector(model: &dyn Backend) -> Result<&Detector, ModelError> {
+pub fn detector(model: &dyn Backend) -> Result<&Detector, Error> {
     model.file().meta.detector.as_ref().ok_or_else(|| {
-        ModelError::Detector(format!(
+        Error::Detector(format!(
             "{} has no fitted detector (format version {}); use a single-evaluation score \
              (paper, grad-norm, recon) or fit one with `vpfb-train detector`",
             model.file().path.display(),
@@ -32,7 +28,7 @@ pub fn score_raw_many(
     model: &dyn Backend,
     values: &[f64],
     scores: &[Score],
-) -> Result<Vec<Vec<f64>>, ModelError> {
+) -> Result<Vec<Vec<f64>>, Error> {
     let meta = &model.file().meta;
     let d = meta.record_len();
     meta.records_in(values.len())?;
@@ -70,12 +66,12 @@ pub fn score_raw_many(
 }
 
 /// The threshold for `score`: the user's, else the model's calibration.
-pub fn threshold(model: &dyn Backend, score: Score, user: Option<f64>) -> Result<f64, ModelError> {
+pub fn threshold(model: &dyn Backend, score: Score, user: Option<f64>) -> Result<f64, Error> {
     if let Some(t) = user {
         return if t.is_finite() {
             Ok(t)
         } else {
-            Err(ModelError::Score(format!(
+            Err(Error::Score(format!(
                 "threshold {t} is not a finite number"
             )))
         };
@@ -90,7 +86,7 @@ pub fn threshold(model: &dyn Backend, score: Score, user: Option<f64>) -> Result
             .map(|c| c.threshold),
     };
     found.ok_or_else(|| {
-        ModelError::Score(format!(
+        Error::Score(format!(
             "the model has no calibration for the `{score}` score; give a threshold"
         ))
     })

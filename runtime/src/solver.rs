@@ -1,7 +1,7 @@
 //! ODE solvers for the flow dx/dt = ∇ₓψ(x, t) from t = 1e-5 (noise) to t = 1 − 1e-5 (data):
 //! fixed-step Euler, Heun and RK4, and adaptive Dormand–Prince 5(4).
 
-use crate::ModelError;
+use crate::Error;
 
 /// Start of the flow (noise end).
 pub const T_START: f64 = 1e-5;
@@ -13,7 +13,7 @@ pub trait VelocityField {
     /// Values per record.
     fn record_len(&self) -> usize;
     /// v(x, t) for `x.len() / record_len` records, all at time `t`.
-    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError>;
+    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, Error>;
 }
 
 impl<B: crate::backend::Backend + ?Sized> VelocityField for B {
@@ -21,7 +21,7 @@ impl<B: crate::backend::Backend + ?Sized> VelocityField for B {
         self.file().meta.record_len()
     }
 
-    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
+    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, Error> {
         let n = x.len() / self.record_len().max(1);
         Ok(self.evaluate(x, &vec![t; n])?.velocity)
     }
@@ -74,7 +74,7 @@ pub fn integrate<F: VelocityField + ?Sized>(
     solver: Solver,
     t0: f64,
     t1: f64,
-) -> Result<SolveStats, ModelError> {
+) -> Result<SolveStats, Error> {
     match solver {
         Solver::Euler { steps } | Solver::Heun { steps } | Solver::Rk4 { steps } => {
             fixed(field, x, solver, steps.max(1), t0, t1)
@@ -90,7 +90,7 @@ fn fixed<F: VelocityField + ?Sized>(
     steps: usize,
     t0: f64,
     t1: f64,
-) -> Result<SolveStats, ModelError> {
+) -> Result<SolveStats, Error> {
     let h = (t1 - t0) / steps as f64;
     let mut stats = SolveStats::default();
     let mut tmp = vec![0f32; x.len()];
@@ -192,7 +192,7 @@ fn dopri5<F: VelocityField + ?Sized>(
     atol: f64,
     t0: f64,
     t1: f64,
-) -> Result<SolveStats, ModelError> {
+) -> Result<SolveStats, Error> {
     let mut stats = SolveStats::default();
     let span = t1 - t0;
     let mut t = t0;
@@ -226,7 +226,7 @@ fn dopri5<F: VelocityField + ?Sized>(
         }
         let err = (err_sq / x.len().max(1) as f64).sqrt();
         if !err.is_finite() {
-            return Err(ModelError::Numeric(format!(
+            return Err(Error::Numeric(format!(
                 "the flow diverged at t = {t:.5} (non-finite error estimate)"
             )));
         }
@@ -246,9 +246,7 @@ fn dopri5<F: VelocityField + ?Sized>(
         };
         h *= factor;
         if h < 1e-10 * span.abs() {
-            return Err(ModelError::Numeric(format!(
-                "step size underflow at t = {t:.5}"
-            )));
+            return Err(Error::Numeric(format!("step size underflow at t = {t:.5}")));
         }
     }
     Ok(stats)

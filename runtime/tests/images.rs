@@ -1,17 +1,9 @@
 //! Image records: IDX reading (plain, gzipped, RGB), its errors, and PNG grids.
 
-use std::path::PathBuf;
-
 use vpfb_runtime::images::{
     grid_png, idx_bytes, read_idx, read_images, square_grid, write_image_dir, ImageSet,
 };
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use vpfb_testkit::scratch;
 
 fn set(n: usize, shape: [usize; 3]) -> ImageSet {
     let len: usize = shape.iter().product();
@@ -95,5 +87,6 @@ fn png_folder_round_trips_and_grids_have_their_layout() {
     assert_eq!((img.width(), img.height()), (3 * 6 + 4, 2 * 4 + 3));
     assert!(grid_png(&odd, [2, 4, 6], 1, 1, 0)
         .unwrap_err()
+        .to_string()
         .contains("2-channel"));
 }

@@ -7,7 +7,7 @@
 use std::f64::consts::PI;
 
 use vpfb_runtime::solver::{integrate, Solver, VelocityField};
-use vpfb_runtime::ModelError;
+use vpfb_runtime::Error;
 
 struct Known {
     a: f64,
@@ -17,7 +17,7 @@ impl VelocityField for Known {
     fn record_len(&self) -> usize {
         2
     }
-    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
+    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, Error> {
         let c = self.a * (PI * t as f64).cos();
         Ok(x.iter().map(|&v| (v as f64 * c) as f32).collect())
     }

@@ -1,37 +1,20 @@
 //! The CLIs end to end: `vpfb-train init` writes a model, `vpfb info` describes it
 //! (bad-file handling lives in each binary's own crate tests).
 
-use std::process::Command;
-
-use vpfb_tests::{binary, scratch_dir};
+use vpfb_testkit::{binary, output_ok, run, scratch};
 
 #[test]
 fn init_then_info() {
-    let dir = scratch_dir("cli-info");
+    let dir = scratch("cli-info");
     let model = dir.join("m.onnx");
-    let out = Command::new(binary("vpfb-train"))
-        .args([
-            "init", "--dim", "2", "--hidden", "16", "--layers", "2", "--out",
-        ])
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(binary("vpfb"))
-        .arg("info")
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let m = model.to_str().unwrap();
+    output_ok(&run(
+        &binary("vpfb-train"),
+        &[
+            "init", "--dim", "2", "--hidden", "16", "--layers", "2", "--out", m,
+        ],
+    ));
+    let text = output_ok(&run(&binary("vpfb"), &["info", m]));
     for needle in [
         "format version: 2",
         "data shape:     [2]",
@@ -50,39 +33,33 @@ fn init_then_info() {
 
 #[test]
 fn init_image_model_then_sample_a_grid() {
-    let dir = scratch_dir("cli-init-image");
+    let dir = scratch("cli-init-image");
     let model = dir.join("img.onnx");
-    let out = Command::new(binary("vpfb-train"))
-        .args(["init", "--image", "1,8,8", "--out"])
-        .arg(&model)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(binary("vpfb"))
-        .arg("info")
-        .arg(&model)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let m = model.to_str().unwrap();
+    output_ok(&run(
+        &binary("vpfb-train"),
+        &["init", "--image", "1,8,8", "--out", m],
+    ));
+    let text = output_ok(&run(&binary("vpfb"), &["info", m]));
     assert!(text.contains("[1, 8, 8]"), "{text}");
     assert!(text.contains("unet"), "{text}");
     // Untrained (ψ = ½‖x‖²), the image pipeline still runs end to end and writes a grid.
     let grid = dir.join("g.png");
-    let out = Command::new(binary("vpfb"))
-        .args(["sample", "--model"])
-        .arg(&model)
-        .args(["-n", "4", "--solver", "euler", "--steps", "2", "--out"])
-        .arg(&grid)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&run(
+        &binary("vpfb"),
+        &[
+            "sample",
+            "--model",
+            m,
+            "-n",
+            "4",
+            "--solver",
+            "euler",
+            "--steps",
+            "2",
+            "--out",
+            grid.to_str().unwrap(),
+        ],
+    ));
     assert!(std::fs::metadata(&grid).unwrap().len() > 0);
 }

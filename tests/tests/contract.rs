@@ -1,24 +1,26 @@
 //! Files that violate the model-file contract are refused with a typed, readable error.
 
+use candle_core::DType;
 use prost::Message;
 use tract_onnx::pb::{tensor_shape_proto::dimension, type_proto, ModelProto};
-use vpfb_runtime::{ContractError, ModelError, ModelFile};
-use vpfb_tests::{random_mlp, scratch_dir};
+use vpfb_runtime::{ContractError, Error, ModelFile};
+use vpfb_testkit::models::random_mlp;
+use vpfb_testkit::scratch;
 use vpfb_trainer::export::{model_proto, param_values};
 use vpfb_trainer::graph::onnx::ElemType;
 
 fn valid() -> ModelProto {
-    let (pg, varmap, meta) = random_mlp(2, 16, 2, 3);
+    let (pg, varmap, meta) = random_mlp(2, 16, 2, 3, DType::F32);
     model_proto(&pg, &param_values(&varmap).unwrap(), &meta, ElemType::F32).unwrap()
 }
 
-fn load(bytes: &[u8], name: &str) -> Result<ModelFile, ModelError> {
-    let path = scratch_dir(&format!("contract-{name}")).join(name);
+fn load(bytes: &[u8], name: &str) -> Result<ModelFile, Error> {
+    let path = scratch(&format!("contract-{name}")).join(name);
     std::fs::write(&path, bytes).unwrap();
     ModelFile::load(&path)
 }
 
-fn message(e: &ModelError) -> String {
+fn message(e: &Error) -> String {
     let m = e.to_string();
     assert!(!m.contains('\n'), "error message spans lines: {m}");
     m
@@ -34,7 +36,7 @@ fn a_valid_export_passes() {
 fn truncated_file_is_not_onnx() {
     let bytes = valid().encode_to_vec();
     let e = load(&bytes[..bytes.len() / 2], "truncated.onnx").unwrap_err();
-    assert!(matches!(e, ModelError::NotOnnx { .. }), "{e:?}");
+    assert!(matches!(e, Error::NotOnnx { .. }), "{e:?}");
     assert!(message(&e).contains("truncated.onnx"));
 }
 
@@ -45,7 +47,7 @@ fn text_file_and_empty_file_are_not_onnx() {
         (&b""[..], "empty.onnx"),
     ] {
         let e = load(bytes, name).unwrap_err();
-        assert!(matches!(e, ModelError::NotOnnx { .. }), "{name}: {e:?}");
+        assert!(matches!(e, Error::NotOnnx { .. }), "{name}: {e:?}");
         message(&e);
     }
 }
@@ -53,7 +55,7 @@ fn text_file_and_empty_file_are_not_onnx() {
 #[test]
 fn missing_file_is_an_io_error() {
     let e = ModelFile::load("/nonexistent/model.onnx").unwrap_err();
-    assert!(matches!(e, ModelError::Io { .. }));
+    assert!(matches!(e, Error::Read { .. }));
     assert!(message(&e).contains("/nonexistent/model.onnx"));
 }
 
@@ -67,7 +69,7 @@ fn missing_output_is_refused() {
         .retain(|o| o.name != "dpsi_dt");
     let e = load(&p.encode_to_vec(), "no-dpsi.onnx").unwrap_err();
     assert!(
-        matches!(&e, ModelError::Contract { source: ContractError::MissingOutput(n), .. } if n == "dpsi_dt"),
+        matches!(&e, Error::Contract { source: ContractError::MissingOutput(n), .. } if n == "dpsi_dt"),
         "{e:?}"
     );
     assert!(message(&e).contains("dpsi_dt"));
@@ -90,7 +92,7 @@ fn wrong_input_rank_is_refused() {
     t.shape.as_mut().unwrap().dim.truncate(1);
     let e = load(&p.encode_to_vec(), "rank.onnx").unwrap_err();
     assert!(
-        matches!(&e, ModelError::Contract { source: ContractError::WrongRank { name, found: 1, expected: 2 }, .. } if name == "x"),
+        matches!(&e, Error::Contract { source: ContractError::WrongRank { name, found: 1, expected: 2 }, .. } if name == "x"),
         "{e:?}"
     );
     message(&e);
@@ -115,7 +117,7 @@ fn wrong_data_dimension_is_refused() {
     assert!(
         matches!(
             &e,
-            ModelError::Contract {
+            Error::Contract {
                 source: ContractError::WrongDim { .. },
                 ..
             }
@@ -136,7 +138,7 @@ fn unknown_format_version_is_refused() {
     assert!(
         matches!(
             &e,
-            ModelError::Contract {
+            Error::Contract {
                 source: ContractError::UnsupportedVersion { .. },
                 ..
             }
@@ -152,7 +154,7 @@ fn missing_or_bad_metadata_is_refused() {
     p.metadata_props.retain(|m| m.key != "vpfb.normalization");
     let e = load(&p.encode_to_vec(), "nonorm.onnx").unwrap_err();
     assert!(
-        matches!(&e, ModelError::Contract { source: ContractError::MissingMetadata(k), .. } if k == "vpfb.normalization")
+        matches!(&e, Error::Contract { source: ContractError::MissingMetadata(k), .. } if k == "vpfb.normalization")
     );
 
     let mut p = valid();
@@ -165,7 +167,7 @@ fn missing_or_bad_metadata_is_refused() {
     assert!(
         matches!(
             &e,
-            ModelError::Contract {
+            Error::Contract {
                 source: ContractError::BadMetadata { .. },
                 ..
             }
@@ -186,7 +188,7 @@ fn extra_input_is_refused() {
     assert!(
         matches!(
             &e,
-            ModelError::Contract {
+            Error::Contract {
                 source: ContractError::UnexpectedValue { .. },
                 ..
             }

@@ -5,8 +5,8 @@
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use vpfb_runtime::solver::{integrate, Solver, T_END, T_START};
-use vpfb_runtime::{ModelMeta, TractModel};
-use vpfb_tests::scratch_dir;
+use vpfb_runtime::{Backend, ModelMeta, TractModel};
+use vpfb_testkit::scratch;
 use vpfb_trainer::data::{to_raw_space, Toy2d};
 use vpfb_trainer::export::export_with;
 use vpfb_trainer::loss::{LossConfig, LossPreset};
@@ -50,7 +50,7 @@ fn flow_samples(
 
 #[test]
 fn trained_moons_model_samples_close_to_the_data() {
-    let dir = scratch_dir("e2e-moons");
+    let dir = scratch("e2e-moons");
     let config = RunConfig {
         data: "moons".parse().unwrap(),
         arch: ArchConfig::Mlp(MlpConfig::new(2, 128, 3)),

@@ -3,10 +3,12 @@
 //! options on vector models.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use candle_core::DType;
 use vpfb_runtime::images::{idx_bytes, read_image_dir, read_images, write_image_dir, ImageSet};
-use vpfb_tests::{binary, random_mlp, random_unet, scratch_dir};
+use vpfb_testkit::models::{random_mlp, random_unet};
+use vpfb_testkit::{binary, output_ok, run, scratch};
 use vpfb_trainer::export::export_model;
 use vpfb_trainer::nn::UnetConfig;
 
@@ -27,27 +29,14 @@ fn tiny() -> UnetConfig {
 
 /// An exported tiny image model in `dir`.
 fn image_model(dir: &Path) -> PathBuf {
-    let (pg, varmap, meta) = random_unet(&tiny(), 5);
+    let (pg, varmap, meta) = random_unet(&tiny(), 5, DType::F32);
     let path = dir.join("img.onnx");
     export_model(&pg, &varmap, &meta, &path).expect("export");
     path
 }
 
 fn vpfb(args: &[&str]) -> Output {
-    Command::new(binary("vpfb")).args(args).output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    run(&binary("vpfb"), args)
 }
 
 fn fails_with(out: &Output, needle: &str) {
@@ -75,10 +64,10 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn sample_writes_png_grids_and_folders() {
-    let dir = scratch_dir("image-cli-sample");
+    let dir = scratch("image-cli-sample");
     let model = image_model(&dir);
     let grid = dir.join("grid.png");
-    let log = ok(&vpfb(&[
+    let log = output_ok(&vpfb(&[
         "sample",
         "--model",
         s(&model),
@@ -98,7 +87,7 @@ fn sample_writes_png_grids_and_folders() {
     // 4 tiles of 8 px with 2 px gaps across, 2 down.
     assert_eq!((png.width(), png.height()), (4 * 8 + 5 * 2, 2 * 8 + 3 * 2));
     let folder = dir.join("samples/");
-    ok(&vpfb(&[
+    output_ok(&vpfb(&[
         "sample",
         "--model",
         s(&model),
@@ -115,7 +104,7 @@ fn sample_writes_png_grids_and_folders() {
     assert_eq!((set.shape, set.count()), (SHAPE, 3));
     // The same seed through a CSV gives the same pixels (PNG rounds to whole values).
     let csv = dir.join("samples.csv");
-    ok(&vpfb(&[
+    output_ok(&vpfb(&[
         "sample",
         "--model",
         s(&model),
@@ -164,7 +153,7 @@ fn sample_writes_png_grids_and_folders() {
 
 #[test]
 fn score_reads_idx_gz_and_image_folders_alike() {
-    let dir = scratch_dir("image-cli-score");
+    let dir = scratch("image-cli-score");
     let model = image_model(&dir);
     let set = images(5);
     let idx = dir.join("x-idx3-ubyte");
@@ -181,7 +170,7 @@ fn score_reads_idx_gz_and_image_folders_alike() {
     let mut outputs = vec![];
     for (i, input) in [&idx, &gz, &folder].into_iter().enumerate() {
         let out = dir.join(format!("scores{i}.csv"));
-        ok(&vpfb(&[
+        output_ok(&vpfb(&[
             "score",
             "--model",
             s(&model),
@@ -256,13 +245,13 @@ fn flate2_writer(path: &Path) -> impl std::io::Write {
 
 #[test]
 fn inpaint_keeps_known_pixels_and_draws_a_comparison_grid() {
-    let dir = scratch_dir("image-cli-inpaint");
+    let dir = scratch("image-cli-inpaint");
     let model = image_model(&dir);
     let set = images(3);
     let idx = dir.join("x-idx3-ubyte");
     std::fs::write(&idx, idx_bytes(&set)).unwrap();
     let csv = dir.join("done.csv");
-    ok(&vpfb(&[
+    output_ok(&vpfb(&[
         "inpaint",
         "--model",
         s(&model),
@@ -295,7 +284,7 @@ fn inpaint_keeps_known_pixels_and_draws_a_comparison_grid() {
     }
     assert!(changed > 40, "only {changed} unknown pixels were filled");
     let grid = dir.join("inpaint.png");
-    ok(&vpfb(&[
+    output_ok(&vpfb(&[
         "inpaint",
         "--model",
         s(&model),
@@ -330,10 +319,10 @@ fn inpaint_keeps_known_pixels_and_draws_a_comparison_grid() {
 
 #[test]
 fn interpolate_writes_a_strip_per_pair() {
-    let dir = scratch_dir("image-cli-interpolate");
+    let dir = scratch("image-cli-interpolate");
     let model = image_model(&dir);
     let strip = dir.join("strip.png");
-    ok(&vpfb(&[
+    output_ok(&vpfb(&[
         "interpolate",
         "--model",
         s(&model),
@@ -354,8 +343,8 @@ fn interpolate_writes_a_strip_per_pair() {
 
 #[test]
 fn image_options_on_vector_models_are_clear_errors() {
-    let dir = scratch_dir("image-cli-vector");
-    let (pg, varmap, meta) = random_mlp(2, 16, 2, 1);
+    let dir = scratch("image-cli-vector");
+    let (pg, varmap, meta) = random_mlp(2, 16, 2, 1, DType::F32);
     let model = dir.join("mlp.onnx");
     export_model(&pg, &varmap, &meta, &model).unwrap();
     fails_with(

@@ -6,8 +6,10 @@
 
 use std::process::Command;
 
-use vpfb_runtime::TractModel;
-use vpfb_tests::{random_mlp, scratch_dir};
+use candle_core::DType;
+use vpfb_runtime::{Backend, TractModel};
+use vpfb_testkit::models::random_mlp;
+use vpfb_testkit::scratch;
 use vpfb_trainer::export::export_model;
 use vpfb_trainer::numeric::max_rel_err;
 
@@ -42,8 +44,8 @@ fn exported_model_passes_onnx_checker_and_runs_in_onnxruntime() {
         eprintln!("SKIPPED: python3 with onnx + onnxruntime + numpy not available (pip install onnx onnxruntime)");
         return;
     }
-    let (pg, varmap, meta) = random_mlp(3, 32, 2, 5);
-    let path = scratch_dir("onnx-checker").join("mlp3.onnx");
+    let (pg, varmap, meta) = random_mlp(3, 32, 2, 5, DType::F32);
+    let path = scratch("onnx-checker").join("mlp3.onnx");
     export_model(&pg, &varmap, &meta, &path).unwrap();
     let (n, d) = (7usize, 3usize);
     let x: Vec<f32> = (0..n * d)

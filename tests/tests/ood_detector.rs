@@ -10,8 +10,9 @@ use rand_distr::StandardNormal;
 use vpfb_runtime::likelihood::{log_likelihood_model, log_likelihood_raw, Trace};
 use vpfb_runtime::ood::{FitOptions, Score};
 use vpfb_runtime::scoring::score_raw;
-use vpfb_runtime::{ModelMeta, Normalization, TractModel};
-use vpfb_tests::{binary, random_mlp, scratch_dir};
+use vpfb_runtime::{Backend, ModelMeta, Normalization, TractModel};
+use vpfb_testkit::models::random_mlp;
+use vpfb_testkit::{binary, scratch};
 use vpfb_trainer::detector::fit_detector;
 use vpfb_trainer::export::{export_model, param_tensors};
 use vpfb_trainer::nn::{build_potential, init_params, MlpConfig, Network};
@@ -24,8 +25,8 @@ fn normals(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
 
 #[test]
 fn hvp_output_equals_finite_differences_of_the_velocity() {
-    let (pg, varmap, meta) = random_mlp(3, 16, 2, 5);
-    let path = scratch_dir("hvp-fd").join("m.onnx");
+    let (pg, varmap, meta) = random_mlp(3, 16, 2, 5, DType::F32);
+    let path = scratch("hvp-fd").join("m.onnx");
     export_model(&pg, &varmap, &meta, &path).unwrap();
     let model = TractModel::load(&path).unwrap();
     assert!(model.file().has_hvp());
@@ -83,7 +84,7 @@ fn loglik_of_the_untrained_potential_is_the_closed_form_in_raw_units() {
     // v = x carries N(0, I) at t0 to N(0, e^{2(t1 − t0)} I) at t1; raw = mean + std·model.
     let (mean, std) = (vec![1.0, -2.0, 0.5], vec![2.0, 0.5, 1.5]);
     let (pg, varmap, meta) = untrained(3, mean.clone(), std.clone());
-    let path = scratch_dir("loglik-closed").join("u.onnx");
+    let path = scratch("loglik-closed").join("u.onnx");
     export_model(&pg, &varmap, &meta, &path).unwrap();
     let model = TractModel::load(&path).unwrap();
     let raw = [1.0, -2.0, 0.5, 3.0, -1.0, 2.0, -4.0, -2.5, 0.0];
@@ -108,8 +109,8 @@ fn loglik_of_the_untrained_potential_is_the_closed_form_in_raw_units() {
 
 #[test]
 fn hutchinson_mean_over_many_probes_approaches_the_exact_trace() {
-    let (pg, varmap, meta) = random_mlp(6, 32, 2, 8);
-    let path = scratch_dir("loglik-hutch").join("m.onnx");
+    let (pg, varmap, meta) = random_mlp(6, 32, 2, 8, DType::F32);
+    let path = scratch("loglik-hutch").join("m.onnx");
     export_model(&pg, &varmap, &meta, &path).unwrap();
     let model = TractModel::load(&path).unwrap();
     let x = normals(&mut StdRng::seed_from_u64(2), 4 * 6, 1.0);
@@ -145,7 +146,7 @@ fn hutchinson_mean_over_many_probes_approaches_the_exact_trace() {
 
 #[test]
 fn detector_fitted_by_the_trainer_scores_the_same_in_the_runtime_cli() {
-    let (pg, varmap, mut meta) = random_mlp(4, 32, 2, 11);
+    let (pg, varmap, mut meta) = random_mlp(4, 32, 2, 11, DType::F32);
     meta.normalization = Normalization::Standardize {
         mean: vec![10.0, -5.0, 0.0, 2.0],
         std: vec![3.0, 0.5, 1.0, 2.0],
@@ -157,7 +158,7 @@ fn detector_fitted_by_the_trainer_scores_the_same_in_the_runtime_cli() {
     let det = fit_detector(&pg, &params, &meta, &val, 10_000, &opts, &mut |_, _| {}).unwrap();
     assert_eq!(det.selection.records, 600);
     meta.detector = Some(det.clone());
-    let dir = scratch_dir("detector-cli");
+    let dir = scratch("detector-cli");
     let path = dir.join("m.onnx");
     export_model(&pg, &varmap, &meta, &path).unwrap();
 
@@ -225,8 +226,8 @@ fn detector_fitted_by_the_trainer_scores_the_same_in_the_runtime_cli() {
 
 #[test]
 fn detector_command_upgrades_in_place_and_a_failure_keeps_the_original() {
-    let (pg, varmap, meta) = random_mlp(2, 16, 2, 21);
-    let dir = scratch_dir("detector-cmd");
+    let (pg, varmap, meta) = random_mlp(2, 16, 2, 21, DType::F32);
+    let dir = scratch("detector-cmd");
     let path = dir.join("m.onnx");
     export_model(&pg, &varmap, &meta, &path).unwrap();
     let original = std::fs::read(&path).unwrap();

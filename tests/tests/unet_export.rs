@@ -1,15 +1,17 @@
 //! UNet exports: tract against Candle on the CPU preset (Fashion-MNIST size) and the paper preset
 //! (128 channels, 3 levels, attention at 16×16 on 32×32 RGB), at batch 1 and 2.
 
-use vpfb_runtime::TractModel;
-use vpfb_tests::{random_unet, scratch_dir};
+use candle_core::DType;
+use vpfb_runtime::{Backend, TractModel};
+use vpfb_testkit::models::random_unet;
+use vpfb_testkit::scratch;
 use vpfb_trainer::export::{model_proto, param_tensors, tensor_values, verify_parity};
 use vpfb_trainer::graph::onnx::ElemType;
 use vpfb_trainer::nn::{UnetConfig, UnetPreset};
 
 fn check(cfg: UnetConfig, name: &str) {
-    let (pg, varmap, meta) = random_unet(&cfg, 3);
-    let path = scratch_dir(name).join("unet.onnx");
+    let (pg, varmap, meta) = random_unet(&cfg, 3, DType::F32);
+    let path = scratch(name).join("unet.onnx");
     // Written directly (export_model would also verify at batch 16, slow for the paper size).
     let params = param_tensors(&varmap);
     let values = tensor_values(&params).expect("parameter values");
@@ -19,9 +21,9 @@ fn check(cfg: UnetConfig, name: &str) {
     eprintln!("{name}: {count} parameters");
     let model = TractModel::load(&path).expect("exported file loads");
     assert_eq!(model.file().meta, meta);
-    let report = verify_parity(&pg, &params, &model, &[1, 2], 1e-4).expect("parity holds");
+    // verify_parity fails past the bound; the report is for the log.
+    let report = verify_parity(&pg, &params, &model, &[1, 2], 1e-4).expect("parity within 1e-4");
     eprintln!("{name}: parity {report:?}");
-    assert!(report.psi <= 1e-4 && report.velocity <= 1e-4 && report.dpsi_dt <= 1e-4);
 }
 
 #[test]

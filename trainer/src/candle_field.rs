@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use vpfb_runtime::solver::VelocityField;
-use vpfb_runtime::ModelError;
+use vpfb_runtime::Error as RuntimeError;
 
 use crate::graph::candle_eval::{eval, Bindings};
 use crate::nn::PotentialGraph;
@@ -47,11 +47,11 @@ impl VelocityField for CandleField<'_> {
         self.pg.data_shape.iter().product()
     }
 
-    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, ModelError> {
+    fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, RuntimeError> {
         let n = x.len() / self.record_len();
         let [_, v, _] = self
             .evaluate(x, &vec![t; n])
-            .map_err(|e| ModelError::Numeric(format!("candle: {e}")))?;
+            .map_err(|e| RuntimeError::Numeric(format!("candle: {e}")))?;
         Ok(v)
     }
 }

@@ -13,7 +13,7 @@ use thiserror::Error;
 use vpfb_runtime::contract::{
     INPUT_PROBE, OUTPUT_DPSI_DT, OUTPUT_HVP, OUTPUT_PSI, OUTPUT_VELOCITY,
 };
-use vpfb_runtime::{ModelError, ModelFile, ModelMeta, TractModel};
+use vpfb_runtime::{Backend, Error as RuntimeError, ModelFile, ModelMeta, TractModel};
 
 use crate::detector_graph::add_anomaly_score;
 use crate::graph::candle_eval::{self, Bindings};
@@ -35,9 +35,9 @@ pub enum ExportError {
         source: std::io::Error,
     },
     #[error("the written model does not load: {0}")]
-    Reload(#[from] ModelError),
+    Reload(#[from] RuntimeError),
     #[error("{0}")]
-    Detector(ModelError),
+    Detector(RuntimeError),
     #[error("export parity failed: {output} differs from Candle by {rel:.3e} (relative) at batch {batch}")]
     Parity {
         output: &'static str,
@@ -119,8 +119,8 @@ pub fn model_proto(
 /// or interrupted write never leaves a partial file at `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     vpfb_runtime::io::write_atomic(path, bytes).map_err(|e| match e {
-        vpfb_runtime::io::IoError::Write { path, source }
-        | vpfb_runtime::io::IoError::Read { path, source } => ExportError::Io { path, source },
+        vpfb_runtime::Error::Write { path, source }
+        | vpfb_runtime::Error::Read { path, source } => ExportError::Io { path, source },
         other => ExportError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other(other.to_string()),

@@ -47,42 +47,23 @@ pub fn potential_from_file(
 ) -> Result<(ArchConfig, PotentialGraph, HashMap<String, Tensor>), ImportError> {
     let arch = architecture(file)?;
     let pg = build_potential(arch.network())?;
-    let inits: HashMap<&str, &tract_onnx::pb::TensorProto> = file
-        .graph()
-        .initializer
-        .iter()
-        .map(|t| (t.name.as_str(), t))
-        .collect();
     let mut params = HashMap::new();
     for spec in &pg.params {
         let bad = |reason: String| ImportError::Parameter {
             name: spec.name.clone(),
             reason,
         };
-        let t = inits
-            .get(spec.name.as_str())
+        let t = file
+            .initializer(&spec.name)
+            .map_err(|e| bad(e.to_string()))?
             .ok_or_else(|| bad("missing from the file".into()))?;
-        let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
-        if dims != spec.dims {
+        if t.dims != spec.dims {
             return Err(bad(format!(
-                "shape {dims:?}, the network needs {:?}",
-                spec.dims
+                "shape {:?}, the network needs {:?}",
+                t.dims, spec.dims
             )));
         }
-        let values: Vec<f32> = if !t.raw_data.is_empty() {
-            if t.raw_data.len() != 4 * dims.iter().product::<usize>() {
-                return Err(bad("raw data is not float32 of its shape".into()));
-            }
-            t.raw_data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect()
-        } else {
-            t.float_data.clone()
-        };
-        if values.len() != dims.iter().product::<usize>() {
-            return Err(bad(format!("{} values for shape {dims:?}", values.len())));
-        }
+        let (values, dims) = (t.values, t.dims);
         params.insert(
             spec.name.clone(),
             Tensor::from_vec(values, dims, &Device::Cpu)?,

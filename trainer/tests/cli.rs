@@ -1,13 +1,17 @@
 //! `vpfb-train init`: writes a contract-valid model; refuses bad arguments without leaving a file.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::Command;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+use vpfb_runtime::Backend;
+use vpfb_testkit::{assert_one_line_error, run, scratch};
+
+fn vpfb_train() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_vpfb-train"))
+}
+
+fn fails_cleanly(args: &[&str], needle: &str) {
+    assert_one_line_error(&run(vpfb_train(), args), needle);
 }
 
 #[test]
@@ -61,28 +65,6 @@ fn init_rejects_bad_arguments_and_unwritable_paths() {
         std::fs::read_dir(&dir).unwrap().count(),
         0,
         "a partial file was left behind"
-    );
-}
-
-fn fails_cleanly(args: &[&str], needle: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vpfb-train"))
-        .args(args)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "{args:?}: expected one error line, got:\n{err}"
-    );
-    assert!(
-        err.starts_with("error: ") && !err.contains("panicked"),
-        "{args:?}: {err}"
-    );
-    assert!(
-        err.contains(needle),
-        "{args:?}: error lacks {needle:?}: {err}"
     );
 }
 

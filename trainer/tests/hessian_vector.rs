@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use candle_core::DType;
 use common::*;
 use tract_onnx::prelude::*;
+use vpfb_testkit::models::random_mlp;
 use vpfb_trainer::graph::onnx::{to_model, ElemType, ExportSpec};
 use vpfb_trainer::graph::{vjp, Dim, NodeId};
 
@@ -17,7 +18,7 @@ const N: usize = 5;
 
 #[test]
 fn hessian_vector_product_matches_finite_differences_in_candle_and_tract() {
-    let (mut pg, varmap) = random_mlp(D, 16, 2, 41, DType::F64);
+    let (mut pg, varmap, _) = random_mlp(D, 16, 2, 41, DType::F64);
     let g = &mut pg.graph;
     let v = g.input("v", vec![Dim::Batch, Dim::Fixed(D)]);
     let gv = g.mul(pg.velocity, v).unwrap();

@@ -1,11 +1,10 @@
 //! Image data for training: `images:DIR` and `idx:PATH` (gzipped or not), their scaling to [-1, 1],
 //! the Debian Fashion-MNIST files, and UNet training steps that resume bit-identically.
 
-use std::path::PathBuf;
-
 use candle_core::Device;
 use vpfb_runtime::images::{idx_bytes, write_image_dir, ImageSet};
 use vpfb_runtime::Normalization;
+use vpfb_testkit::scratch;
 use vpfb_trainer::data::{DataSpec, Dataset};
 use vpfb_trainer::loss::{LossConfig, LossPreset};
 use vpfb_trainer::nn::UnetConfig;
@@ -13,13 +12,6 @@ use vpfb_trainer::optim::OptimConfig;
 use vpfb_trainer::train::{ArchConfig, Progress, RunConfig, StepLog, Trainer, CHECKPOINT_TENSORS};
 
 const FASHION: &str = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn synthetic(n: usize, shape: [usize; 3]) -> ImageSet {
     let len: usize = shape.iter().product();

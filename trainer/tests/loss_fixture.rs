@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Tensor, Var};
 use common::*;
 use serde_json::Value;
+use vpfb_testkit::models::random_mlp;
 use vpfb_trainer::loss::{loss, loss_with_psi_std, std_of, LossConfig, LossPreset, PathBatch};
 
 /// The fixture, from the checked-in copy. Where the founders' `shared/` folder sits beside the checkout
@@ -88,7 +89,7 @@ fn paper_loss_matches_independent_f64_fixture() {
 fn loss_theta_gradient_matches_finite_differences() {
     for preset in [LossPreset::Paper, LossPreset::Ritz] {
         let cfg = LossConfig::preset(preset);
-        let (pg, varmap) = random_mlp(2, 8, 2, 51, DType::F64);
+        let (pg, varmap, _) = random_mlp(2, 8, 2, 51, DType::F64);
         let n = 16;
         let mut r = rng(52);
         let batch = PathBatch::from_parts(

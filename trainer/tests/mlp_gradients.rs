@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var};
 use common::*;
+use vpfb_testkit::models::random_mlp;
 use vpfb_trainer::nn::PotentialGraph;
 
 fn inputs(pg: &PotentialGraph, n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
@@ -18,7 +19,7 @@ fn inputs(pg: &PotentialGraph, n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
 
 #[test]
 fn explicit_input_gradients_match_candle_autograd() {
-    let (pg, varmap) = random_mlp(3, 16, 2, 11, DType::F64);
+    let (pg, varmap, _) = random_mlp(3, 16, 2, 11, DType::F64);
     let n = 9;
     let (x, t) = inputs(&pg, n, 12);
     let xv = Var::from_tensor(&tensor(&x, &[n, 3])).unwrap();
@@ -85,7 +86,7 @@ fn zero_initialised_output_layer_gives_half_squared_norm() {
 
 #[test]
 fn theta_gradient_through_explicit_graph_matches_finite_differences() {
-    let (pg, varmap) = random_mlp(2, 8, 2, 21, DType::F64);
+    let (pg, varmap, _) = random_mlp(2, 8, 2, 21, DType::F64);
     let n = 6;
     let (x, t) = inputs(&pg, n, 22);
     let u = normal(&mut rng(23), n * 2, 1.0);

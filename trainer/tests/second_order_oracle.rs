@@ -8,12 +8,13 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Var};
 use common::*;
+use vpfb_testkit::models::{random_mlp, random_unet, tiny_unet};
 
 #[test]
 fn explicit_path_matches_candle_second_order_autograd() {
     // SAFETY: set before any thread of this test binary runs a backward pass; no other test here.
     unsafe { std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1") };
-    let (pg, varmap) = random_mlp(4, 64, 3, 31, DType::F64);
+    let (pg, varmap, _) = random_mlp(4, 64, 3, 31, DType::F64);
     let n = 32;
     let mut r = rng(32);
     let x = normal(&mut r, n * 4, 1.5);
@@ -68,7 +69,7 @@ fn explicit_path_matches_candle_second_order_autograd() {
 fn unet_explicit_path_matches_candle_second_order_autograd() {
     // SAFETY: as above; each test sets the variable before its own thread's first backward pass.
     unsafe { std::env::set_var("CANDLE_GRAD_DO_NOT_DETACH", "1") };
-    let (pg, varmap) = random_unet(51, DType::F64);
+    let (pg, varmap, _) = random_unet(&tiny_unet(), 51, DType::F64);
     let n = 2;
     let d: usize = pg.data_shape.iter().product();
     let mut dims = vec![n];

@@ -1,8 +1,9 @@
 //! The training loop: bit-exact resume, determinism, the non-finite-loss guard, checkpoint integrity.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::Device;
+use vpfb_testkit::scratch;
 use vpfb_trainer::data::DataSpec;
 use vpfb_trainer::loss::{LossConfig, LossPreset};
 use vpfb_trainer::nn::MlpConfig;
@@ -15,12 +16,6 @@ use vpfb_trainer::train::{
 struct Quiet;
 impl Progress for Quiet {
     fn on_step(&mut self, _: &StepLog, _: usize) {}
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 fn config(steps: usize, lr: f64) -> RunConfig {
@@ -48,14 +43,14 @@ fn read(dir: &Path, file: &str) -> Vec<u8> {
 
 #[test]
 fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
-    let a = scratch("resume-a");
+    let a = scratch("resume-a").join("run");
     Trainer::create(config(60, 1e-3), &a, Device::Cpu)
         .unwrap()
         .run(&mut Quiet)
         .unwrap();
 
     // Run B dies at step 37; its last checkpoint is at step 20.
-    let b = scratch("resume-b");
+    let b = scratch("resume-b").join("run");
     let mut t = Trainer::create(config(60, 1e-3), &b, Device::Cpu).unwrap();
     for _ in 0..37 {
         let log = t.step().unwrap();
@@ -91,7 +86,7 @@ fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
 
 #[test]
 fn resume_can_extend_a_finished_run() {
-    let a = scratch("extend");
+    let a = scratch("extend").join("run");
     Trainer::create(config(20, 1e-3), &a, Device::Cpu)
         .unwrap()
         .run(&mut Quiet)
@@ -107,7 +102,7 @@ fn resume_can_extend_a_finished_run() {
 
 #[test]
 fn a_new_run_refuses_a_folder_with_a_checkpoint() {
-    let a = scratch("no-overwrite");
+    let a = scratch("no-overwrite").join("run");
     Trainer::create(config(20, 1e-3), &a, Device::Cpu)
         .unwrap()
         .run(&mut Quiet)
@@ -122,7 +117,7 @@ fn a_new_run_refuses_a_folder_with_a_checkpoint() {
 
 #[test]
 fn absurd_learning_rate_stops_with_the_last_checkpoint_intact() {
-    let a = scratch("nan-guard");
+    let a = scratch("nan-guard").join("run");
     let mut cfg = config(200, 1e12);
     cfg.checkpoint_every = 1;
     cfg.optim.warmup = 0;
@@ -157,7 +152,7 @@ fn absurd_learning_rate_stops_with_the_last_checkpoint_intact() {
 
 #[test]
 fn corrupt_or_truncated_checkpoints_are_refused() {
-    let a = scratch("corrupt");
+    let a = scratch("corrupt").join("run");
     Trainer::create(config(20, 1e-3), &a, Device::Cpu)
         .unwrap()
         .run(&mut Quiet)
@@ -183,7 +178,7 @@ fn corrupt_or_truncated_checkpoints_are_refused() {
         "{e}"
     );
 
-    let e = Trainer::resume(&scratch("never-ran"), None, Device::Cpu)
+    let e = Trainer::resume(&scratch("never-ran").join("run"), None, Device::Cpu)
         .err()
         .expect("missing run refused");
     assert!(

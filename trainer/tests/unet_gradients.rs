@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Tensor, Var};
 use common::*;
+use vpfb_testkit::models::{random_unet, tiny_unet};
 
 const N: usize = 3;
 
@@ -18,7 +19,7 @@ fn image_dims(n: usize) -> Vec<usize> {
 
 #[test]
 fn explicit_input_gradients_match_candle_autograd() {
-    let (pg, varmap) = random_unet(31, DType::F64);
+    let (pg, varmap, _) = random_unet(&tiny_unet(), 31, DType::F64);
     let d: usize = pg.data_shape.iter().product();
     let x = normal(&mut rng(32), N * d, 1.0);
     let t = uniform(&mut rng(33), N, 0.0, 1.0);
@@ -84,7 +85,7 @@ fn zero_initialised_output_conv_gives_half_squared_norm() {
 
 #[test]
 fn theta_gradient_through_explicit_graph_matches_finite_differences() {
-    let (pg, varmap) = random_unet(41, DType::F64);
+    let (pg, varmap, _) = random_unet(&tiny_unet(), 41, DType::F64);
     let d: usize = pg.data_shape.iter().product();
     let x = normal(&mut rng(42), N * d, 1.0);
     let t = uniform(&mut rng(43), N, 0.0, 1.0);

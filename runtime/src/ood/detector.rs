@@ -16,7 +16,7 @@ use super::quantile;
 use super::statistics::{self, all_statistics, Anchor, StatId, StatTable};
 use crate::backend::Backend;
 use crate::contract::ScoreCalibration;
-use crate::ModelError;
+use crate::Error;
 
 /// The name the detector's score goes by (`vpfb score --score detector`).
 pub const DETECTOR: &str = "detector";
@@ -84,8 +84,8 @@ impl Default for FitOptions {
     }
 }
 
-fn err(msg: String) -> ModelError {
-    ModelError::Detector(msg)
+fn err(msg: String) -> Error {
+    Error::Detector(msg)
 }
 
 /// Normal scores of the columns `cols` of `table` under `marginals`, row-major.
@@ -139,14 +139,14 @@ fn label(kind: usize) -> String {
 
 impl Detector {
     /// Fits a detector on model-space in-distribution records `x` evaluated by `model`.
-    pub fn fit(model: &dyn Backend, x: &[f32], opts: &FitOptions) -> Result<Self, ModelError> {
+    pub fn fit(model: &dyn Backend, x: &[f32], opts: &FitOptions) -> Result<Self, Error> {
         check_times(&opts.times).map_err(err)?;
         let table = statistics::compute(model, x, &opts.times, &opts.anchor)?;
         Self::fit_table(&table, opts)
     }
 
     /// Fits a detector to a table of statistics computed with `opts.times` and `opts.anchor`.
-    pub fn fit_table(table: &StatTable, opts: &FitOptions) -> Result<Self, ModelError> {
+    pub fn fit_table(table: &StatTable, opts: &FitOptions) -> Result<Self, Error> {
         let n = table.rows();
         if n < 20 {
             return Err(err(format!(
@@ -276,7 +276,7 @@ impl Detector {
     }
 
     /// Anomaly scores (negative log-density) of records whose statistics are in `table`.
-    pub fn score_table(&self, table: &StatTable) -> Result<Vec<f64>, ModelError> {
+    pub fn score_table(&self, table: &StatTable) -> Result<Vec<f64>, Error> {
         let ids = self.stat_ids().map_err(err)?;
         let cols: Vec<usize> = ids
             .iter()
@@ -296,12 +296,12 @@ impl Detector {
     }
 
     /// The flow statistics of model-space records `x` on this detector's grid.
-    pub fn statistics(&self, model: &dyn Backend, x: &[f32]) -> Result<StatTable, ModelError> {
+    pub fn statistics(&self, model: &dyn Backend, x: &[f32]) -> Result<StatTable, Error> {
         statistics::compute(model, x, &self.times, &self.anchor)
     }
 
     /// Anomaly scores of model-space records `x` (higher = more anomalous).
-    pub fn score(&self, model: &dyn Backend, x: &[f32]) -> Result<Vec<f64>, ModelError> {
+    pub fn score(&self, model: &dyn Backend, x: &[f32]) -> Result<Vec<f64>, Error> {
         self.score_table(&self.statistics(model, x)?)
     }
 

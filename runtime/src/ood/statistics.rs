@@ -14,7 +14,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
-use crate::ModelError;
+use crate::Error;
 
 /// What the path starts from besides the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +171,7 @@ pub fn compute(
     x: &[f32],
     times: &[f64],
     anchor: &Anchor,
-) -> Result<StatTable, ModelError> {
+) -> Result<StatTable, Error> {
     compute_with_progress(model, x, times, anchor, &mut |_, _| {})
 }
 
@@ -182,7 +182,7 @@ pub fn compute_with_progress(
     times: &[f64],
     anchor: &Anchor,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<StatTable, ModelError> {
+) -> Result<StatTable, Error> {
     let d = model.file().meta.record_len();
     let names = all_statistics(times);
     let k = times.len();

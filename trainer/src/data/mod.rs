@@ -54,11 +54,11 @@ impl Dataset {
             DataSpec::Toy(t) => Ok(Dataset::Generator(*t)),
             DataSpec::Csv(path) => {
                 let table = vpfb_runtime::io::read_csv(path).map_err(|e| match e {
-                    vpfb_runtime::io::IoError::Read { source, .. } => DataError::Io {
+                    vpfb_runtime::Error::Read { source, .. } => DataError::Io {
                         path: path.display().to_string(),
                         source,
                     },
-                    vpfb_runtime::io::IoError::Format { reason, .. } => DataError::Csv {
+                    vpfb_runtime::Error::Format { reason, .. } => DataError::Csv {
                         path: path.display().to_string(),
                         reason,
                     },
@@ -76,7 +76,7 @@ impl Dataset {
                     vpfb_runtime::images::read_image_dir(path)
                 }
                 .map_err(|e| match e {
-                    vpfb_runtime::io::IoError::Read { path, source } => DataError::Io {
+                    vpfb_runtime::Error::Read { path, source } => DataError::Io {
                         path: path.display().to_string(),
                         source,
                     },

@@ -9,7 +9,6 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use vpfb_trainer::graph::candle_eval::{eval, Bindings};
 use vpfb_trainer::graph::{Graph, NodeId};
-use vpfb_trainer::nn::{build_potential, init_params, Init, MlpConfig, PotentialGraph};
 
 pub use vpfb_trainer::numeric::max_rel_err;
 
@@ -61,20 +60,6 @@ pub fn run(
     .unwrap()
 }
 
-/// A small MLP potential whose every parameter (the output layer too) is random and non-zero.
-pub fn random_mlp(
-    dim: usize,
-    hidden: usize,
-    layers: usize,
-    seed: u64,
-    dtype: DType,
-) -> (PotentialGraph, VarMap) {
-    let mut cfg = MlpConfig::new(dim, hidden, layers);
-    cfg.time_features = 8;
-    cfg.time_dim = 16;
-    randomised(build_potential(&cfg).unwrap(), seed, dtype)
-}
-
 pub fn param_tensors(varmap: &VarMap) -> HashMap<String, Tensor> {
     vpfb_trainer::export::param_tensors(varmap)
 }
@@ -101,37 +86,4 @@ pub fn gradient_loss(g: &Tensor, s: &Tensor, u: &Tensor) -> Tensor {
     let b = cos.mean_all().unwrap();
     let c = s.sqr().unwrap().mean_all().unwrap();
     ((a + b).unwrap() + c).unwrap()
-}
-
-/// A small UNet potential (2×8×8 images, 2 levels, attention at the second) whose every parameter
-/// (the zero-initialised output convolution too) is random and non-zero.
-pub fn random_unet(seed: u64, dtype: DType) -> (PotentialGraph, VarMap) {
-    randomised(build_potential(&tiny_unet()).unwrap(), seed, dtype)
-}
-
-/// The configuration behind [`random_unet`].
-pub fn tiny_unet() -> vpfb_trainer::nn::UnetConfig {
-    vpfb_trainer::nn::UnetConfig {
-        image: [2, 8, 8],
-        base: 8,
-        mults: vec![1, 2],
-        blocks: 1,
-        attention: vec![1],
-        groups: 4,
-        time_features: 8,
-        time_dim: 16,
-    }
-}
-
-/// Initialises `pg`'s parameters with the zero-initialised ones (the output layer) drawn at random
-/// too, so gradients are exercised away from the trivial ψ = ½‖x‖².
-fn randomised(mut pg: PotentialGraph, seed: u64, dtype: DType) -> (PotentialGraph, VarMap) {
-    for p in &mut pg.params {
-        if p.init == Init::Zeros {
-            p.init = Init::Uniform(0.3);
-        }
-    }
-    let varmap = VarMap::new();
-    init_params(&pg.params, &varmap, seed, dtype, &Device::Cpu).unwrap();
-    (pg, varmap)
 }

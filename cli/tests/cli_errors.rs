@@ -1,33 +1,11 @@
 //! `vpfb` on bad model files: one `error:` line naming the file, non-zero exit, no panic.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::Path;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use vpfb_testkit::{assert_one_line_error, run, scratch};
 
 fn assert_clean_failure(args: &[&std::ffi::OsStr], needle: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vpfb"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "expected failure for {args:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "expected one error line, got:\n{err}"
-    );
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(
-        err.contains(needle),
-        "error does not mention {needle:?}: {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
+    assert_one_line_error(&run(Path::new(env!("CARGO_BIN_EXE_vpfb")), args), needle);
 }
 
 #[test]

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use vpfb_runtime::Backend;
 
 #[derive(Args)]
 pub struct InfoArgs {
@@ -10,13 +11,8 @@ pub struct InfoArgs {
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
-    let model = super::model_arg::load(
-        Some(&a.model),
-        &super::model_arg::RunOpts {
-            backend: "tract".into(),
-            threads: 0,
-        },
-    )?;
+    let model =
+        super::model_arg::load(Some(&a.model), &super::model_arg::RunOpts::with("tract", 0))?;
     let file = model.file();
     // Evaluate once, so `info` also proves the file runs here.
     model
@@ -25,10 +21,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
     let m = &file.meta;
     println!("model:          {}", a.model.display());
     println!("format version: {}", m.format_version);
-    println!(
-        "producer:       {} {}",
-        file.proto.producer_name, file.proto.producer_version
-    );
+    println!("producer:       {}", file.producer());
     println!(
         "data shape:     {:?} ({} values per record)",
         m.data_shape,

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use vpfb_runtime::solver::Solver;
+use vpfb_runtime::{FlowOptions, Solver};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SolverName {
@@ -47,6 +47,16 @@ impl SolverOpts {
                 rtol: self.rtol,
                 atol: self.atol,
             },
+        })
+    }
+}
+
+impl SolverOpts {
+    /// The solver and the noise seed `seed` (commands with several runs derive one per run).
+    pub fn flow_options(&self, seed: u64) -> Result<FlowOptions> {
+        Ok(FlowOptions {
+            solver: self.solver()?,
+            seed,
         })
     }
 }

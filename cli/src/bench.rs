@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use vpfb_runtime::ood::Score;
-use vpfb_runtime::sampling::sample;
-use vpfb_runtime::scoring::score_raw;
-use vpfb_runtime::solver::Solver;
+use vpfb_runtime::{Backend, FlowOptions, Score, Solver};
 
 use super::model_arg::{load, RunOpts};
 
@@ -46,13 +43,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
     );
     for backend in &a.backends {
         for &threads in &a.threads {
-            let opts = RunOpts {
-                backend: backend.clone(),
-                threads,
-            };
-            let model =
-                load(a.model.as_deref(), &opts).with_context(|| format!("backend {backend}"))?;
-            let d = model.file().meta.record_len();
+            let model = load(a.model.as_deref(), &RunOpts::with(backend, threads))
+                .with_context(|| format!("backend {backend}"))?;
+            let d = model.record_len();
             for &n in &a.batches {
                 let x: Vec<f32> = (0..n * d).map(|i| ((i as f32) * 0.37).sin()).collect();
                 let t = vec![0.5f32; n];
@@ -71,17 +64,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
             }
         }
     }
-    let model = load(
-        a.model.as_deref(),
-        &RunOpts {
-            backend: "tract".into(),
-            threads: 1,
-        },
-    )?;
-    let d = model.file().meta.record_len();
+    let model = load(a.model.as_deref(), &RunOpts::with("tract", 1))?;
+    let d = model.record_len();
     let record: Vec<f64> = (0..d).map(|i| 0.1 * i as f64).collect();
     let mut scores = vec![Score::GradNorm];
-    if model.file().meta.detector.is_some() {
+    if model.meta().detector.is_some() {
         scores.insert(0, Score::Detector);
     }
     for score in scores {
@@ -90,7 +77,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let mut lat = Vec::new();
         while lat.len() < 2000 && (lat.len() < 20 || start.elapsed().as_secs_f64() < 3.0) {
             let t = Instant::now();
-            score_raw(model.as_ref(), &record, score)?;
+            model.scores(&record, &[score])?;
             lat.push(t.elapsed());
         }
         lat.sort();
@@ -103,15 +90,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     if a.samples > 0 {
         for &threads in &a.threads {
-            let model = load(
-                a.model.as_deref(),
-                &RunOpts {
-                    backend: "tract".into(),
-                    threads,
-                },
-            )?;
+            let model = load(a.model.as_deref(), &RunOpts::with("tract", threads))?;
             let t = Instant::now();
-            let (_, stats) = sample(model.as_ref(), a.samples, Solver::Rk4 { steps: 100 }, 0)?;
+            let options = FlowOptions {
+                solver: Solver::Rk4 { steps: 100 },
+                seed: 0,
+            };
+            let stats = model.sample(a.samples, &options)?.stats;
             println!(
                 "sample {} × RK4 100 steps (tract, {threads} thread(s)): {:.2} s, {} evaluations",
                 a.samples,

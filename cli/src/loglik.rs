@@ -4,7 +4,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use vpfb_runtime::io::write_records;
-use vpfb_runtime::likelihood::{bits_per_dim, log_likelihood_raw, Trace};
+use vpfb_runtime::likelihood::bits_per_dim;
+use vpfb_runtime::{LikelihoodOptions, Trace};
 
 #[derive(Args)]
 pub struct LoglikArgs {
@@ -42,7 +43,7 @@ pub fn run(a: LoglikArgs) -> Result<()> {
         bail!("--probes must be at least 1");
     }
     let model = super::model_arg::load(Some(&a.model), &a.run)?;
-    let meta = &model.file().meta;
+    let meta = model.meta();
     let d = meta.record_len();
     let trace = match (a.exact, a.probes) {
         (true, _) => Trace::Exact,
@@ -60,7 +61,12 @@ pub fn run(a: LoglikArgs) -> Result<()> {
     };
     let records = super::records_arg::read_input(&a.input, meta)?;
     let started = Instant::now();
-    let ll = log_likelihood_raw(model.as_ref(), &records.values, a.steps, trace)
+    let options = LikelihoodOptions {
+        steps: a.steps,
+        trace: Some(trace),
+    };
+    let ll = model
+        .log_likelihood(&records.values, &options)
         .context("log-likelihood")?;
     let image = super::records_arg::image_shape(meta).is_some();
     let (header, cols) = if image {

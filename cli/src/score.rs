@@ -4,9 +4,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use vpfb_runtime::io::{parse_record, write_records};
-use vpfb_runtime::ood::{auroc, Score};
-use vpfb_runtime::scoring::{default_score, score_raw, score_raw_many, threshold};
-use vpfb_runtime::Backend;
+use vpfb_runtime::ood::auroc;
+use vpfb_runtime::{Backend, Model, Score, ScoreOptions};
 
 #[derive(Args)]
 pub struct ScoreArgs {
@@ -38,15 +37,15 @@ pub struct ScoreArgs {
     run: super::model_arg::RunOpts,
 }
 
-fn stream(model: &dyn Backend, score: Score, thr: f64) -> Result<()> {
-    let d = model.file().meta.record_len();
+fn stream(model: &Model, options: &ScoreOptions) -> Result<()> {
+    let d = model.record_len();
     let stdin = std::io::stdin();
     let mut out = std::io::stdout().lock();
     for (i, line) in stdin.lock().lines().enumerate() {
         let line = line.context("reading stdin")?;
         let reply = match parse_record(&line) {
-            Ok(rec) if rec.len() == d => match score_raw(model, &rec, score) {
-                Ok(s) => format!("{},{}", s[0], u8::from(s[0] > thr)),
+            Ok(rec) if rec.len() == d => match model.score_with(&rec, options) {
+                Ok(r) => format!("{},{}", r.scores[0], u8::from(r.outliers[0])),
                 Err(e) => format!("error: record {}: {e}", i + 1),
             },
             Ok(rec) => format!(
@@ -66,30 +65,39 @@ fn stream(model: &dyn Backend, score: Score, thr: f64) -> Result<()> {
 
 pub fn run(a: ScoreArgs) -> Result<()> {
     let model = super::model_arg::load(Some(&a.model), &a.run)?;
-    let model = model.as_ref();
     if a.score.as_deref() == Some("all") {
-        return all_scores(model, &a);
+        return all_scores(&model, &a);
     }
     let score: Score = match &a.score {
         Some(s) => s.parse().map_err(anyhow::Error::msg)?,
-        None => default_score(model),
+        None => model.default_score(),
     };
-    let thr = threshold(model, score, a.threshold)?;
+    // Resolved once, before any input is read: a model without a threshold for this score fails here.
+    let thr = model.threshold(score, a.threshold)?;
+    let options = ScoreOptions {
+        score: Some(score),
+        threshold: Some(thr),
+    };
     if a.stream {
-        return stream(model, score, thr);
+        return stream(&model, &options);
     }
     let (input, out) = (
         a.input.expect("clap requires --input"),
         a.out.expect("clap requires --out"),
     );
-    let records = super::records_arg::read_input(&input, &model.file().meta)?;
-    let scores = score_raw(model, &records.values, score).context("scoring")?;
-    let rows: Vec<f64> = scores
+    let records = super::records_arg::read_input(&input, model.meta())?;
+    let report = model
+        .score_with(&records.values, &options)
+        .context("scoring")?;
+    let rows: Vec<f64> = report
+        .scores
         .iter()
-        .flat_map(|&s| [s, f64::from(u8::from(s > thr))])
+        .zip(&report.outliers)
+        .flat_map(|(&s, &o)| [s, f64::from(u8::from(o))])
         .collect();
     write_records(&out, "anomaly_score,outlier", 2, &rows)?;
-    let flagged = scores.iter().filter(|&&s| s > thr).count();
+    let scores = report.scores;
+    let flagged = report.outliers.iter().filter(|&&o| o).count();
     eprintln!(
         "scored {} records with `{score}` (threshold {thr:.6}): {flagged} outliers -> {}",
         scores.len(),
@@ -137,7 +145,7 @@ fn read_labels(lp: &std::path::Path, expected: usize) -> Result<Vec<bool>> {
 /// `--score all`: every flow statistic on the detector's grid (the default grid for files without a
 /// detector), the detector when the file has one, and the single-evaluation scores, as columns; with
 /// --labels the AUROC of each column, in both directions.
-fn all_scores(model: &dyn Backend, a: &ScoreArgs) -> Result<()> {
+fn all_scores(model: &Model, a: &ScoreArgs) -> Result<()> {
     if a.stream {
         bail!("--score all writes a table; it does not apply to --stream");
     }
@@ -167,7 +175,11 @@ fn all_scores(model: &dyn Backend, a: &ScoreArgs) -> Result<()> {
         columns.push(det.score_table(&table).context("detector")?);
     }
     names.extend(Score::SINGLE.iter().map(|s| s.name().to_string()));
-    columns.extend(score_raw_many(model, &records.values, &Score::SINGLE).context("scoring")?);
+    columns.extend(
+        model
+            .scores(&records.values, &Score::SINGLE)
+            .context("scoring")?,
+    );
     for id in &table.names {
         names.push(id.to_string());
         columns.push(table.column(id).expect("own column"));

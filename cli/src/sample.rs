@@ -3,7 +3,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use vpfb_runtime::sampling::sample;
 
 use super::model_arg::{load, RunOpts};
 use super::records_arg::{output_kind, parse_grid, write_output};
@@ -34,13 +33,14 @@ pub fn run(a: SampleArgs) -> Result<()> {
     if a.n == 0 {
         bail!("-n must be positive");
     }
-    let solver = a.solver.solver()?;
+    let options = a.solver.flow_options(a.solver.seed)?;
     let model = load(a.model.as_deref(), &a.run)?;
     // Refuse an unusable output path before spending the sampling time.
-    output_kind(&a.out, &model.file().meta)?;
+    output_kind(&a.out, model.meta())?;
     let t0 = Instant::now();
-    let (values, stats) = sample(model.as_ref(), a.n, solver, a.solver.seed).context("sampling")?;
-    let written = write_output(&a.out, &model.file().meta, &values, a.grid)?;
+    let samples = model.sample(a.n, &options).context("sampling")?;
+    let stats = samples.stats;
+    let written = write_output(&a.out, model.meta(), &samples.records.values, a.grid)?;
     eprintln!(
         "wrote {} samples to {written} ({:?}, {} function evaluations, {:.2} s)",
         a.n,

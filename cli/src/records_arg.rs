@@ -1,21 +1,24 @@
-//! Where records come from and go to: CSV/NPY tables for every model, and for image models also
-//! IDX files, folders of PNG/JPEG images, PNG grids and folders of PNGs.
+//! Where records come from (the library's readers) and go to: CSV/NPY tables for every model, and
+//! for image models also PNG grids and folders of PNGs.
 
 use std::path::Path;
 
 use anyhow::{bail, Result};
 use vpfb_runtime::images;
-use vpfb_runtime::io::{read_records, write_records};
-use vpfb_runtime::ModelMeta;
+use vpfb_runtime::input::read_for_model;
+use vpfb_runtime::io::write_records;
+use vpfb_runtime::{ModelMeta, Records};
 
 use super::solver_arg::header;
 
 /// `[C, H, W]` when the model's records are images.
 pub fn image_shape(meta: &ModelMeta) -> Option<[usize; 3]> {
-    match meta.data_shape.as_slice() {
-        &[c, h, w] => Some([c, h, w]),
-        _ => None,
-    }
+    meta.image_shape()
+}
+
+/// Reads the records `path` holds for `meta`'s model (tables, or images for image models).
+pub fn read_input(path: &Path, meta: &ModelMeta) -> Result<Records> {
+    Ok(read_for_model(path, meta)?)
 }
 
 fn extension(path: &Path) -> String {
@@ -23,53 +26,6 @@ fn extension(path: &Path) -> String {
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase()
-}
-
-fn is_image_input(path: &Path) -> bool {
-    path.is_dir()
-        || images::is_idx_path(path)
-        || matches!(extension(path).as_str(), "png" | "jpg" | "jpeg")
-}
-
-/// Records read from an input file, in raw units, row-major.
-pub struct Input {
-    pub values: Vec<f64>,
-}
-
-/// Reads records for `meta`'s model: CSV/NPY always; IDX files, image folders and single image
-/// files for image models. The record size must match the model's.
-pub fn read_input(path: &Path, meta: &ModelMeta) -> Result<Input> {
-    let d = meta.record_len();
-    if is_image_input(path) {
-        let Some(shape) = image_shape(meta) else {
-            bail!(
-                "{} holds images, but the model takes records of shape {:?}",
-                path.display(),
-                meta.data_shape
-            );
-        };
-        let set = images::read_images(path)?;
-        if set.shape != shape {
-            bail!(
-                "{} has images of shape {:?} (C, H, W), the model takes {:?}",
-                path.display(),
-                set.shape,
-                shape
-            );
-        }
-        return Ok(Input { values: set.pixels });
-    }
-    let records = read_records(path)?;
-    if records.cols != d {
-        bail!(
-            "{} has {} columns, the model takes {d}",
-            path.display(),
-            records.cols
-        );
-    }
-    Ok(Input {
-        values: records.values,
-    })
 }
 
 /// Parses `RxC` (or `R×C`) into rows and columns.

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use vpfb_runtime::generation::{inpaint, interpolate, Composition};
+use vpfb_runtime::mask::{mask_from_columns, mask_from_image, Region};
+use vpfb_runtime::Composition;
 
 use super::model_arg::{load, RunOpts};
 use super::records_arg::{image_shape, output_kind, read_input, write_output, OutputKind};
@@ -38,27 +39,21 @@ pub fn interpolate_cmd(a: InterpolateArgs) -> Result<()> {
         bail!("--pairs must be positive");
     }
     let model = load(a.model.as_deref(), &a.run)?;
-    output_kind(&a.out, &model.file().meta)?;
+    output_kind(&a.out, model.meta())?;
     let mut values = Vec::new();
     let mut nfe = 0;
     for p in 0..a.pairs {
         // Pair p uses seed + p, so pair 0 is what a single-pair run with this seed gives.
-        let (v, stats) = interpolate(
-            model.as_ref(),
-            a.frames,
-            a.solver.solver()?,
-            a.solver.seed.wrapping_add(p as u64),
-        )
-        .with_context(|| format!("interpolating pair {}", p + 1))?;
-        values.extend(v);
-        nfe += stats.nfe;
+        let options = a
+            .solver
+            .flow_options(a.solver.seed.wrapping_add(p as u64))?;
+        let frames = model
+            .interpolate(a.frames, &options)
+            .with_context(|| format!("interpolating pair {}", p + 1))?;
+        values.extend(frames.records.values);
+        nfe += frames.stats.nfe;
     }
-    let written = write_output(
-        &a.out,
-        &model.file().meta,
-        &values,
-        Some((a.pairs, a.frames)),
-    )?;
+    let written = write_output(&a.out, model.meta(), &values, Some((a.pairs, a.frames)))?;
     eprintln!(
         "wrote {} pairs × {} frames to {written} ({nfe} function evaluations)",
         a.pairs, a.frames
@@ -110,18 +105,16 @@ pub fn compose_cmd(a: ComposeArgs) -> Result<()> {
         .iter()
         .map(|p| load(Some(p), &a.run))
         .collect::<Result<Vec<_>>>()?;
-    output_kind(&a.out, &models[0].file().meta)?;
-    let parts = models.iter().map(|m| m.as_ref()).zip(weights).collect();
-    let comp = Composition::new(parts)
-        .map_err(anyhow::Error::msg)
-        .context("composing")?;
-    let (values, stats) = comp
-        .sample(a.n, a.solver.solver()?, a.solver.seed)
+    output_kind(&a.out, models[0].meta())?;
+    let parts: Vec<_> = models.iter().zip(weights).collect();
+    let comp = Composition::new(&parts).context("composing")?;
+    let samples = comp
+        .sample(a.n, &a.solver.flow_options(a.solver.seed)?)
         .context("sampling the composition")?;
-    let written = write_output(&a.out, &models[0].file().meta, &values, None)?;
+    let written = write_output(&a.out, models[0].meta(), &samples.records.values, None)?;
     eprintln!(
         "wrote {} samples to {written} ({} function evaluations per model)",
-        a.n, stats.nfe
+        a.n, samples.stats.nfe
     );
     Ok(())
 }
@@ -162,43 +155,22 @@ pub struct InpaintArgs {
 
 /// The unknown places of one `[C, H, W]` image for a named region or a mask image.
 fn image_mask(spec: &str, shape: [usize; 3]) -> Result<Vec<bool>> {
-    let [c, h, w] = shape;
-    let region = |y: usize, x: usize| match spec {
-        "right-half" => Some(x >= w / 2),
-        "left-half" => Some(x < w / 2),
-        "top-half" => Some(y < h / 2),
-        "bottom-half" => Some(y >= h / 2),
-        "center" => Some((h / 4..h - h / 4).contains(&y) && (w / 4..w - w / 4).contains(&x)),
-        _ => None,
-    };
-    if region(0, 0).is_some() {
-        let plane: Vec<bool> = (0..h * w)
-            .map(|p| region(p / w, p % w) == Some(true))
-            .collect();
-        return Ok((0..c).flat_map(|_| plane.iter().copied()).collect());
+    if let Ok(region) = spec.parse::<Region>() {
+        return Ok(region.mask(shape));
     }
     let path = std::path::Path::new(spec);
     if !path.is_file() {
-        bail!("--mask `{spec}` is neither a region (right-half, left-half, top-half, bottom-half, center) nor an image file");
-    }
-    let set = vpfb_runtime::images::read_images(path).with_context(|| format!("--mask {spec}"))?;
-    if set.shape[1..] != shape[1..] {
         bail!(
-            "--mask {spec} is {}×{}, the model's images are {h}×{w}",
-            set.shape[2],
-            set.shape[1]
+            "--mask `{spec}` is neither a region ({}) nor an image file",
+            Region::NAMES.join(", ")
         );
     }
-    // A pixel is unknown when any mask channel is non-zero; it applies to every model channel.
-    let plane: Vec<bool> = (0..h * w)
-        .map(|p| (0..set.shape[0]).any(|ch| set.pixels[ch * h * w + p] > 0.0))
-        .collect();
-    Ok((0..c).flat_map(|_| plane.iter().copied()).collect())
+    mask_from_image(path, shape).with_context(|| format!("--mask {spec}"))
 }
 
 pub fn inpaint_cmd(a: InpaintArgs) -> Result<()> {
     let model = load(a.model.as_deref(), &a.run)?;
-    let meta = &model.file().meta;
+    let meta = model.meta();
     let d = meta.record_len();
     let kind = output_kind(&a.out, meta)?;
     let input = read_input(&a.input, meta)?;
@@ -219,31 +191,15 @@ pub fn inpaint_cmd(a: InpaintArgs) -> Result<()> {
             "--mask needs an image model; this model's records have shape {:?} (use --unknown COLUMNS)",
             meta.data_shape
         ),
-        (None, _) => {
-            let mut unknown = vec![false; d];
-            for &c in &a.unknown {
-                if c >= d {
-                    bail!(
-                        "--unknown column {c} is out of range (the model has columns 0..{})",
-                        d - 1
-                    );
-                }
-                unknown[c] = true;
-            }
-            unknown
-        }
+        (None, _) => mask_from_columns(&a.unknown, d).context("--unknown")?,
     };
     if !unknown.iter().any(|&u| u) {
         bail!("the mask leaves nothing to fill");
     }
-    let (values, stats) = inpaint(
-        model.as_ref(),
-        &records,
-        &unknown,
-        a.solver.solver()?,
-        a.solver.seed,
-    )
-    .context("inpainting")?;
+    let done = model
+        .inpaint(&records, &unknown, &a.solver.flow_options(a.solver.seed)?)
+        .context("inpainting")?;
+    let (values, stats) = (done.records.values, done.stats);
     let written = if kind == OutputKind::Grid {
         // One row per image: the original, the masked input (unknown pixels grey), the completion.
         let mut tiles = Vec::with_capacity(3 * values.len());

@@ -6,9 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use prost::Message;
+use vpfb_testkit::{
+    assert_close, assert_one_line_error, csv_numbers as numbers, repo, run, scratch,
+};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+fn vpfb(args: &[&std::ffi::OsStr]) -> Output {
+    run(Path::new(env!("CARGO_BIN_EXE_vpfb")), args)
+}
+
+fn fails_cleanly(args: &[&std::ffi::OsStr], needle: &str) {
+    assert_one_line_error(&vpfb(args), needle);
 }
 
 fn moons() -> PathBuf {
@@ -21,45 +28,8 @@ fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn vpfb(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vpfb"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn os(s: &str) -> &std::ffi::OsStr {
     s.as_ref()
-}
-
-fn numbers(path: &Path) -> Vec<f64> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .flat_map(|l| {
-            l.split(',')
-                .map(|c| c.trim().parse::<f64>().unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        assert!(
-            (a - b).abs() <= tol * b.abs().max(1.0),
-            "{what}[{i}]: {a} vs golden {b}"
-        );
-    }
 }
 
 #[test]
@@ -222,25 +192,6 @@ fn streaming_10000_lines_with_malformed_ones_gives_10000_lines_in_order() {
             );
         }
     }
-}
-
-fn fails_cleanly(args: &[&std::ffi::OsStr], needle: &str) {
-    let out = vpfb(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "{args:?}: expected one error line:\n{err}"
-    );
-    assert!(
-        err.starts_with("error: ") && !err.contains("panicked"),
-        "{args:?}: {err}"
-    );
-    assert!(
-        err.contains(needle),
-        "{args:?}: error lacks {needle:?}: {err}"
-    );
 }
 
 #[test]

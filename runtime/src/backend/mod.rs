@@ -1,0 +1,222 @@
+//! The evaluation backends behind one trait: tract (pure Rust, default) and ONNX Runtime (`ort`
+//! feature, library loaded at run time from `ORT_DYLIB_PATH`). Both read the same validated
+//! [`ModelFile`] and must agree within float tolerance.
+//!
+//! A backend only runs one of the file's three output selections ([`Outputs`]) on a non-empty,
+//! size-checked batch; the checks, the empty-batch answers and the missing-output errors live in
+//! the trait's provided methods, once for both backends.
+
+#[cfg(feature = "ort")]
+mod ort;
+mod panic_guard;
+mod tract;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::contract::{
+    INPUT_PROBE, INPUT_T, INPUT_X, OUTPUT_ANOMALY_SCORE, OUTPUT_DPSI_DT, OUTPUT_HVP, OUTPUT_PSI,
+    OUTPUT_VELOCITY,
+};
+use crate::{Error, ModelFile, Result};
+
+#[cfg(feature = "ort")]
+pub use self::ort::OrtModel;
+pub use self::tract::TractModel;
+
+/// The three contract outputs for a batch, flattened row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// ψ(x, t), one per record.
+    pub psi: Vec<f32>,
+    /// ∇ₓψ(x, t), `record_len` values per record.
+    pub velocity: Vec<f32>,
+    /// ∂ψ/∂t, one per record.
+    pub dpsi_dt: Vec<f32>,
+}
+
+/// What one graph run feeds and fetches: the file's output selections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outputs {
+    /// ψ, ∇ₓψ and ∂ψ/∂t from x and t.
+    Contract,
+    /// ∇ₓ²ψ·probe from x, t and probe (files with the `hvp` output).
+    Hvp,
+    /// The in-graph detector score from x (and t, which it ignores).
+    AnomalyScore,
+}
+
+impl Outputs {
+    /// Input names, in the order a run's values come.
+    pub fn inputs(self) -> &'static [&'static str] {
+        match self {
+            Self::Contract | Self::AnomalyScore => &[INPUT_X, INPUT_T],
+            Self::Hvp => &[INPUT_X, INPUT_T, INPUT_PROBE],
+        }
+    }
+
+    /// Output names, in the order a run returns them.
+    pub fn outputs(self) -> &'static [&'static str] {
+        match self {
+            Self::Contract => &[OUTPUT_PSI, OUTPUT_VELOCITY, OUTPUT_DPSI_DT],
+            Self::Hvp => &[OUTPUT_HVP],
+            Self::AnomalyScore => &[OUTPUT_ANOMALY_SCORE],
+        }
+    }
+}
+
+/// Whether an input named `name` is shaped like x (`[N, …data_shape]`); otherwise it is `[N]`.
+pub(crate) fn is_x_like(name: &str) -> bool {
+    name != INPUT_T
+}
+
+/// Something that evaluates a model file's outputs. Implementors provide [`Backend::run`]; the
+/// other methods check their arguments and call it.
+pub trait Backend: Send + Sync {
+    /// `tract` or `ort`.
+    fn name(&self) -> &'static str;
+
+    /// The validated file this backend runs.
+    fn file(&self) -> &ModelFile;
+
+    /// Runs `n ≥ 1` records through one output selection. `inputs` follow
+    /// [`Outputs::inputs`], each already checked to hold `n` records; the result follows
+    /// [`Outputs::outputs`], each flattened.
+    fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>>;
+
+    /// ψ, ∇ₓψ and ∂ψ/∂t for `t.len()` records `x` (model space).
+    fn evaluate(&self, x: &[f32], t: &[f32]) -> Result<Evaluation> {
+        let n = check_batch(self.file(), x, t)?;
+        if n == 0 {
+            return Ok(Evaluation {
+                psi: vec![],
+                velocity: vec![],
+                dpsi_dt: vec![],
+            });
+        }
+        let mut out = self.run(n, Outputs::Contract, &[x, t])?.into_iter();
+        let mut next = || out.next().expect("three outputs");
+        Ok(Evaluation {
+            psi: next(),
+            velocity: next(),
+            dpsi_dt: next(),
+        })
+    }
+
+    /// ∇ₓ²ψ(x, t)·probe for `t.len()` records (model space; `probe` shaped like `x`). Needs a file
+    /// with the `hvp` output (format version 2).
+    fn hvp(&self, x: &[f32], t: &[f32], probe: &[f32]) -> Result<Vec<f32>> {
+        let n = check_batch(self.file(), x, t)?;
+        check_batch(self.file(), probe, t)?;
+        require_hvp(self.file())?;
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        Ok(self.run(n, Outputs::Hvp, &[x, t, probe])?.remove(0))
+    }
+
+    /// The file's in-graph `anomaly_score` output for model-space records `x` (files with a
+    /// detector); the runtime's own path is [`crate::ood::Detector::score`].
+    fn anomaly_score_output(&self, x: &[f32]) -> Result<Vec<f32>> {
+        let file = self.file();
+        if !file.has_anomaly_score() {
+            return Err(Error::Detector(format!(
+                "{} has no `{OUTPUT_ANOMALY_SCORE}` output",
+                file.path.display()
+            )));
+        }
+        let n = file.meta.records_in(x.len())?;
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let t = vec![1.0f32; n];
+        Ok(self.run(n, Outputs::AnomalyScore, &[x, &t])?.remove(0))
+    }
+}
+
+/// A clear error for files without an `hvp` output.
+pub(crate) fn require_hvp(file: &ModelFile) -> Result<()> {
+    if !file.has_hvp() {
+        return Err(Error::Backend(format!(
+            "{} has no `{OUTPUT_HVP}` output (format version {}); re-export it with this \
+             vpfb-train (`vpfb-train detector --model … --out …` upgrades a file)",
+            file.path.display(),
+            file.meta.format_version
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that `x` holds `t.len()` records of the file's record length; returns the record count.
+fn check_batch(file: &ModelFile, x: &[f32], t: &[f32]) -> Result<usize> {
+    let (n, d) = (t.len(), file.meta.record_len());
+    if x.len() != n * d {
+        return Err(Error::InputSize {
+            what: format!("x for {n} records of {d} values"),
+            found: x.len(),
+            expected: n * d,
+        });
+    }
+    Ok(n)
+}
+
+/// Which backend evaluates a model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendKind {
+    /// tract: pure Rust, no native library; the default and what the Raspberry Pi build uses.
+    #[default]
+    Tract,
+    /// ONNX Runtime, loaded from `ORT_DYLIB_PATH` (needs the crate's `ort` feature).
+    Ort,
+}
+
+impl FromStr for BackendKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "tract" => Ok(Self::Tract),
+            "ort" => Ok(Self::Ort),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown backend `{other}` (expected tract or ort)"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Tract => "tract",
+            Self::Ort => "ort",
+        })
+    }
+}
+
+/// How a model is opened: the backend and its intra-op threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// tract (default) or ONNX Runtime.
+    pub backend: BackendKind,
+    /// Intra-op threads for this model (0 = the backend's default: 1 for tract, all cores for ort).
+    pub threads: usize,
+}
+
+/// Opens `file` with the chosen backend and thread count.
+pub fn open(file: ModelFile, options: &LoadOptions) -> Result<Box<dyn Backend>> {
+    match options.backend {
+        BackendKind::Tract => Ok(Box::new(TractModel::with_threads(file, options.threads)?)),
+        #[cfg(feature = "ort")]
+        BackendKind::Ort => Ok(Box::new(OrtModel::new(file, options.threads)?)),
+        #[cfg(not(feature = "ort"))]
+        BackendKind::Ort => Err(Error::Backend(
+            "this build of vpfb-runtime has no ONNX Runtime backend (it is the `ort` cargo feature)"
+                .into(),
+        )),
+    }
+}
+
+/// Records evaluated together by the chunked jobs: up to 4096, fewer for large records (about
+/// 256 Ki values per chunk, e.g. 334 images of 28×28), which bounds the activations' memory.
+pub fn chunk_rows(record_len: usize) -> usize {
+    (262_144 / record_len.max(1)).clamp(1, 4096)
+}

@@ -1,0 +1,238 @@
+//! Evaluation with tract: one optimised plan per batch size, built on first use and cached
+//! (a plan for a fixed batch size runs about 3.5× faster than one with a symbolic batch).
+//!
+//! A model file becomes up to three tract programs, one per output selection ([`Outputs`]), each
+//! built on first use: the contract outputs, the Hessian-vector product (with `probe` fed), and the
+//! in-graph detector score.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tract_onnx::prelude::*;
+
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+
+use super::panic_guard::guarded;
+use super::{is_x_like, Backend, Outputs};
+use crate::contract::INPUT_PROBE;
+use crate::{Error, ModelFile, Result};
+
+type Plan = Arc<TypedRunnableModel>;
+
+fn tract_err(e: impl std::fmt::Display) -> Error {
+    Error::Backend(format!("tract: {e:#}"))
+}
+
+/// One tract graph with named inputs (each shaped like x or like t) and selected outputs.
+struct Program {
+    /// The model file, named in the error a panicking graph becomes.
+    origin: std::path::PathBuf,
+    inference: InferenceModel,
+    /// For each graph input in order: whether it is shaped like x (else like t, `[N]`).
+    x_like: Vec<bool>,
+    /// Graph input position of each name the caller feeds, in the caller's order.
+    feed: Vec<usize>,
+    plans: Mutex<HashMap<usize, Plan>>,
+}
+
+impl Program {
+    /// `proto` loaded by tract, fed and fetched as `selection` says.
+    fn new(
+        file: &ModelFile,
+        proto: &tract_onnx::pb::ModelProto,
+        selection: Outputs,
+    ) -> Result<Self> {
+        let (inputs, outputs) = (selection.inputs(), selection.outputs());
+        let not_onnx = |reason: String| Error::NotOnnx {
+            path: file.path.clone(),
+            reason: format!("tract cannot load it: {reason}"),
+        };
+        let mut inference = guarded(|| tract_onnx::onnx().model_for_proto_model(proto))
+            .map_err(&not_onnx)?
+            .map_err(|e| not_onnx(format!("{e:#}")))?;
+        let graph = proto.graph.as_ref().expect("checked on load");
+        let out_names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+        let outlets = outputs
+            .iter()
+            .map(|n| {
+                out_names
+                    .iter()
+                    .position(|m| m == n)
+                    .map(|i| inference.outputs[i])
+                    .ok_or_else(|| tract_err(format!("no output `{n}`")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        inference
+            .select_output_outlets(&outlets)
+            .map_err(tract_err)?;
+        let source_names: Vec<String> = inference
+            .inputs
+            .iter()
+            .map(|o| inference.node(o.node).name.clone())
+            .collect();
+        let feed = inputs
+            .iter()
+            .map(|n| {
+                source_names
+                    .iter()
+                    .position(|m| m == n)
+                    .ok_or_else(|| tract_err(format!("no input `{n}`")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if feed.len() != source_names.len() {
+            return Err(tract_err(format!(
+                "the graph has inputs {source_names:?}, expected {inputs:?}"
+            )));
+        }
+        let x_like = source_names.iter().map(|n| is_x_like(n)).collect();
+        Ok(Self {
+            origin: file.path.clone(),
+            inference,
+            x_like,
+            feed,
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The error for a panic inside tract: the graph is malformed in a way tract did not check.
+    fn panicked(&self, message: String) -> Error {
+        Error::NotOnnx {
+            path: self.origin.clone(),
+            reason: format!("tract failed on its graph: {message}"),
+        }
+    }
+
+    fn plan(&self, n: usize, data_shape: &[usize]) -> Result<Plan> {
+        if let Some(p) = self.plans.lock().expect("plan cache lock").get(&n) {
+            return Ok(p.clone());
+        }
+        let mut x_shape = vec![n];
+        x_shape.extend(data_shape);
+        let mut model = self.inference.clone();
+        for (slot, &x_like) in self.x_like.iter().enumerate() {
+            let fact = if x_like {
+                f32::fact(&x_shape)
+            } else {
+                f32::fact([n])
+            };
+            model = model
+                .with_input_fact(slot, fact.into())
+                .map_err(tract_err)?;
+        }
+        let plan = guarded(|| model.into_optimized().and_then(|m| m.into_runnable()))
+            .map_err(|m| self.panicked(m))?
+            .map_err(tract_err)?;
+        self.plans
+            .lock()
+            .expect("plan cache lock")
+            .insert(n, plan.clone());
+        Ok(plan)
+    }
+
+    /// Runs `n` records; `values` in the caller's input order; returns each output flattened.
+    fn run(&self, n: usize, data_shape: &[usize], values: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        let mut x_shape = vec![n];
+        x_shape.extend(data_shape);
+        let mut inputs: Vec<Option<TValue>> = vec![None; self.feed.len()];
+        for (&slot, v) in self.feed.iter().zip(values) {
+            let shape: &[usize] = if self.x_like[slot] { &x_shape } else { &[n] };
+            inputs[slot] = Some(Tensor::from_shape(shape, v).map_err(tract_err)?.into());
+        }
+        let inputs: TVec<TValue> = inputs
+            .into_iter()
+            .map(|v| v.expect("every input fed"))
+            .collect();
+        let plan = self.plan(n, data_shape)?;
+        let out = guarded(|| plan.run(inputs))
+            .map_err(|m| self.panicked(m))?
+            .map_err(tract_err)?;
+        out.iter()
+            .map(|o| {
+                o.try_as_plain_ram()
+                    .and_then(|v| v.as_slice::<f32>().map(|s| s.to_vec()))
+                    .map_err(tract_err)
+            })
+            .collect()
+    }
+}
+
+/// A model file prepared for evaluation with tract, with its own thread setting.
+pub struct TractModel {
+    file: ModelFile,
+    executor: Executor,
+    contract: Program,
+    /// Built on first use: the `hvp` output with `probe` as a fed input.
+    hvp: OnceLock<std::result::Result<Program, String>>,
+    /// Built on first use: the in-graph detector output.
+    anomaly: OnceLock<std::result::Result<Program, String>>,
+}
+
+impl TractModel {
+    /// Prepares a validated model file, single-threaded.
+    pub fn new(file: ModelFile) -> Result<Self> {
+        Self::with_threads(file, 1)
+    }
+
+    /// Prepares a validated model file whose matrix products use `threads` threads (0 or 1: one).
+    pub fn with_threads(file: ModelFile, threads: usize) -> Result<Self> {
+        let contract = Program::new(&file, file.proto(), Outputs::Contract)?;
+        let executor = if threads > 1 {
+            Executor::multithread(threads)
+        } else {
+            Executor::SingleThread
+        };
+        Ok(Self {
+            file,
+            executor,
+            contract,
+            hvp: OnceLock::new(),
+            anomaly: OnceLock::new(),
+        })
+    }
+
+    /// Loads and prepares a model file from disk.
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
+        Self::new(ModelFile::load(path)?)
+    }
+
+    /// The program of one output selection, built on first use.
+    fn program(&self, outputs: Outputs) -> Result<&Program> {
+        let cell = match outputs {
+            Outputs::Contract => return Ok(&self.contract),
+            Outputs::Hvp => &self.hvp,
+            Outputs::AnomalyScore => &self.anomaly,
+        };
+        cell.get_or_init(|| {
+            let built = if outputs == Outputs::Hvp {
+                // `probe` becomes a fed input: its default initializer goes.
+                let mut proto = self.file.proto().clone();
+                if let Some(graph) = proto.graph.as_mut() {
+                    graph.initializer.retain(|i| i.name != INPUT_PROBE);
+                }
+                Program::new(&self.file, &proto, outputs)
+            } else {
+                Program::new(&self.file, self.file.proto(), outputs)
+            };
+            built.map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Backend(e.clone()))
+    }
+}
+
+impl Backend for TractModel {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
+    fn file(&self) -> &ModelFile {
+        &self.file
+    }
+
+    fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        let program = self.program(outputs)?;
+        multithread_tract_scope(self.executor.clone(), || {
+            program.run(n, &self.file.meta.data_shape, inputs)
+        })
+    }
+}

@@ -1,0 +1,57 @@
+//! The records a model takes, from whichever file holds them: CSV or NPY tables for every model,
+//! and for image models also IDX files, folders of PNG/JPEG images and single image files.
+
+use std::path::Path;
+
+use crate::io::{read_records, Records};
+use crate::{images, Error, ModelMeta, Result};
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// Whether `path` holds images (a folder, an IDX file, a PNG or JPEG) rather than a table.
+pub fn is_image_input(path: &Path) -> bool {
+    path.is_dir()
+        || images::is_idx_path(path)
+        || matches!(extension(path).as_str(), "png" | "jpg" | "jpeg")
+}
+
+/// Reads raw records for a model described by `meta`; the record size (or image shape) must be the
+/// model's.
+pub fn read_for_model(path: &Path, meta: &ModelMeta) -> Result<Records> {
+    let d = meta.record_len();
+    let mismatch = |reason: String| {
+        Err(Error::Format {
+            path: path.into(),
+            reason,
+        })
+    };
+    if is_image_input(path) {
+        let Some(shape) = meta.image_shape() else {
+            return mismatch(format!(
+                "holds images, but the model takes records of shape {:?}",
+                meta.data_shape
+            ));
+        };
+        let set = images::read_images(path)?;
+        if set.shape != shape {
+            return mismatch(format!(
+                "has images of shape {:?} (C, H, W), the model takes {shape:?}",
+                set.shape
+            ));
+        }
+        return Ok(Records {
+            cols: d,
+            values: set.pixels,
+        });
+    }
+    let records = read_records(path)?;
+    if records.cols != d {
+        return mismatch(format!("has {} columns, the model takes {d}", records.cols));
+    }
+    Ok(records)
+}
