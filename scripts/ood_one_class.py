@@ -11,7 +11,7 @@ one-class protocol, which trains one generative model per class (about 2 h each 
 CPU cores).
 
 Needs the Debian package dataset-fashion-mnist, scikit-learn, numpy and release builds:
-    cargo build --release -p vpfb-trainer -p vpfb-runtime
+    cargo build --release -p vpfb-trainer -p vpfb-cli
     python3 scripts/ood_one_class.py [--score-count 1000]
 """
 import argparse, os, subprocess, sys, time

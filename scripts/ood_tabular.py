@@ -9,7 +9,7 @@ baselines are fitted on the same 60 %: IsolationForest, LOF (novelty), a Ledoit-
 distance on the standardised raw features, and the squared norm of the standardised features.
 
 The tables ship inside the scikit-learn wheel (nothing is downloaded):
-    cargo build --release -p vpfb-trainer -p vpfb-runtime
+    cargo build --release -p vpfb-trainer -p vpfb-cli
     python3 -m pip install scikit-learn numpy
     python3 scripts/ood_tabular.py [--steps 2000] [--out target/ood-tabular]
 """

@@ -31,14 +31,14 @@ rustup target list --installed 2>/dev/null | grep -qx "$target" || rustup target
 
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 echo "pi-build: cross-compiling vpfb for $target (profile pi)"
-cargo build --profile pi --target "$target" -p vpfb-runtime --bin vpfb
+cargo build --profile pi --target "$target" -p vpfb-cli --bin vpfb
 arm="target/$target/pi/vpfb"
 file "$arm" 2>/dev/null || true
 ls -l "$arm"
 
 # The host reference: the test build if present, else a host build of the same profile.
 host=target/debug/vpfb
-[ -x "$host" ] || { cargo build --profile pi -p vpfb-runtime --bin vpfb; host=target/pi/vpfb; }
+[ -x "$host" ] || { cargo build --profile pi -p vpfb-cli --bin vpfb; host=target/pi/vpfb; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -47,8 +47,8 @@ for m in moons checkerboard; do
   "$host" sample --model "models/$m.onnx" -n 64 --steps 25 --seed 7 --out "$work/$m-x86.csv" 2>/dev/null
   qemu sample --model "models/$m.onnx" -n 64 --steps 25 --seed 7 --out "$work/$m-arm.csv"
   for s in grad-norm detector; do
-    "$host" score --model "models/$m.onnx" --score $s --input runtime/tests/golden/moons-points.csv --out "$work/$m-$s-x86.csv" 2>/dev/null
-    qemu score --model "models/$m.onnx" --score $s --input runtime/tests/golden/moons-points.csv --out "$work/$m-$s-arm.csv"
+    "$host" score --model "models/$m.onnx" --score $s --input cli/tests/golden/moons-points.csv --out "$work/$m-$s-x86.csv" 2>/dev/null
+    qemu score --model "models/$m.onnx" --score $s --input cli/tests/golden/moons-points.csv --out "$work/$m-$s-arm.csv"
   done
 done
 python3 - "$work" <<'PY'

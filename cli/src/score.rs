@@ -69,7 +69,7 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         return all_scores(&model, &a);
     }
     let score: Score = match &a.score {
-        Some(s) => s.parse().map_err(anyhow::Error::msg)?,
+        Some(s) => s.parse::<Score>().context("--score")?,
         None => model.default_score(),
     };
     // Resolved once, before any input is read: a model without a threshold for this score fails here.

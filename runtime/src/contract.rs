@@ -198,7 +198,7 @@ impl ModelMeta {
     /// The number of records in `values` values, or an error if they are not whole records.
     pub fn records_in(&self, values: usize) -> Result<usize, crate::Error> {
         let d = self.record_len();
-        if d == 0 || values % d != 0 {
+        if d == 0 || !values.is_multiple_of(d) {
             return Err(crate::Error::InputSize {
                 what: format!("records of {d} values"),
                 found: values,
@@ -347,5 +347,108 @@ impl ModelMeta {
             ood,
             detector,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(meta: &ModelMeta) -> Vec<(String, String)> {
+        meta.to_props()
+    }
+
+    fn parse(p: &[(String, String)]) -> Result<ModelMeta, ContractError> {
+        ModelMeta::from_props(p.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    #[test]
+    fn metadata_round_trips_through_props() {
+        let mut meta = ModelMeta::new(
+            vec![3],
+            Normalization::Standardize {
+                mean: vec![20.0, 1000.0, 0.1],
+                std: vec![5.0, 30.0, 1e-3],
+            },
+            serde_json::json!({"arch": "mlp", "config": {"hidden": 8}}),
+        );
+        meta.training = Some(serde_json::json!({"steps": 10}));
+        let mut scores = BTreeMap::new();
+        scores.insert(
+            "grad-norm".to_string(),
+            ScoreCalibration {
+                threshold: 0.1 + 0.2, // not exactly representable in decimal: must survive JSON
+                quantiles: vec![(0.5, 1.0 / 3.0)],
+            },
+        );
+        meta.ood = Some(OodCalibration {
+            default_score: "grad-norm".into(),
+            scores,
+        });
+        assert_eq!(parse(&props(&meta)).unwrap(), meta);
+        let image = ModelMeta::new(
+            vec![1, 28, 28],
+            Normalization::Affine {
+                offset: 127.5,
+                scale: 127.5,
+            },
+            serde_json::json!({"arch": "unet"}),
+        );
+        let back = parse(&props(&image)).unwrap();
+        assert_eq!(back, image);
+        assert_eq!(back.image_shape(), Some([1, 28, 28]));
+    }
+
+    #[test]
+    fn broken_metadata_names_the_key() {
+        let meta = ModelMeta::new(vec![2], Normalization::Identity, serde_json::json!({}));
+        let with = |key: &str, value: &str| -> Vec<(String, String)> {
+            props(&meta)
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == key {
+                        (k, value.to_string())
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect()
+        };
+        let without = |key: &str| -> Vec<(String, String)> {
+            props(&meta).into_iter().filter(|(k, _)| k != key).collect()
+        };
+        assert!(matches!(
+            parse(&with(KEY_VERSION, "9")),
+            Err(ContractError::UnsupportedVersion { .. })
+        ));
+        assert!(matches!(
+            parse(&without(KEY_NORM)),
+            Err(ContractError::MissingMetadata(k)) if k == KEY_NORM
+        ));
+        for (key, value) in [
+            (KEY_SHAPE, "[0]"),
+            (KEY_SHAPE, "[2"),
+            (KEY_TIME, "t=0 data"),
+            (KEY_NORM, r#"{"kind":"standardize","mean":[0],"std":[1]}"#),
+        ] {
+            match parse(&with(key, value)) {
+                Err(ContractError::BadMetadata { key: k, .. }) => assert_eq!(k, key),
+                other => panic!("{key}={value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn normalization_maps_round_trip() {
+        let n = Normalization::Standardize {
+            mean: vec![1.0, -2.0],
+            std: vec![2.0, 0.5],
+        };
+        let raw = [3.0, -1.0, 1.0, -2.0];
+        let model = n.to_model(&raw, 2);
+        assert_eq!(model, vec![1.0, 2.0, 0.0, 0.0]);
+        assert_eq!(n.to_raw(&model, 2), raw);
+        // The log-Jacobian of raw → model: −Σ log std per record.
+        assert!((n.log_abs_det_to_model(2) - (-(2.0f64.ln() + 0.5f64.ln()))).abs() < 1e-12);
     }
 }

@@ -18,11 +18,7 @@ pub struct Records {
 impl Records {
     /// Number of records.
     pub fn rows(&self) -> usize {
-        if self.cols == 0 {
-            0
-        } else {
-            self.values.len() / self.cols
-        }
+        self.values.len().checked_div(self.cols).unwrap_or(0)
     }
 
     /// Record `i` (panics when `i >= rows()`, like slice indexing).
@@ -238,7 +234,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes records as `.npy` (by extension) or CSV with the given header.
 pub fn write_records(path: &Path, header: &str, cols: usize, values: &[f64]) -> Result<()> {
-    let rows = if cols == 0 { 0 } else { values.len() / cols };
+    let rows = values.len().checked_div(cols).unwrap_or(0);
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
@@ -254,4 +250,118 @@ pub fn write_records(path: &Path, header: &str, cols: usize, values: &[f64]) -> 
         text.push('\n');
     }
     write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("vpfb-io-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// NPY bytes with a hand-written header.
+    fn npy(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut h = header.to_string();
+        h.push_str(&" ".repeat((64 - (10 + h.len() + 1) % 64) % 64));
+        h.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((h.len() as u16).to_le_bytes());
+        out.extend(h.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    #[test]
+    fn npy_round_trips_and_reads_float64_and_1d() {
+        let values = [1.5, -2.0, 0.25, 8.0, 3.0, -0.5];
+        let path = npy_file("rt.npy", &npy_bytes(3, 2, &values));
+        assert_eq!(
+            read_npy(&path).unwrap(),
+            Records {
+                cols: 2,
+                values: values.to_vec()
+            }
+        );
+        let f8: Vec<u8> = [0.1f64, 0.2, 0.3]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let path = npy_file(
+            "f8.npy",
+            &npy(
+                "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
+                &f8,
+            ),
+        );
+        let r = read_npy(&path).unwrap();
+        assert_eq!((r.cols, r.values), (1, vec![0.1, 0.2, 0.3]));
+    }
+
+    #[test]
+    fn malformed_npy_files_are_format_errors() {
+        let four = 1.0f32.to_le_bytes().repeat(4);
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("magic.npy", b"NUMPY not really".to_vec(), "bad magic"),
+            (
+                "fortran.npy",
+                npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", &four),
+                "Fortran",
+            ),
+            (
+                "int.npy",
+                npy("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }", &four),
+                "float32",
+            ),
+            (
+                "short.npy",
+                npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }", &four),
+                "truncated",
+            ),
+            (
+                "huge.npy",
+                npy(
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 2), }",
+                    &four,
+                ),
+                "truncated",
+            ),
+            (
+                "rank3.npy",
+                npy("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }", &four),
+                "1-D or 2-D",
+            ),
+            (
+                "nan.npy",
+                npy(
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }",
+                    &[four[..12].to_vec(), f32::NAN.to_le_bytes().to_vec()].concat(),
+                ),
+                "row 2, column 2",
+            ),
+        ];
+        for (name, bytes, needle) in cases {
+            match read_npy(&npy_file(name, &bytes)) {
+                Err(Error::Format { reason, .. }) => {
+                    assert!(reason.contains(needle), "{name}: {reason}")
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn csv_records_skip_a_header_and_name_bad_cells() {
+        let path = npy_file("t.csv", b"a,b\n1,2\n\n3,4\n");
+        assert_eq!(read_csv(&path).unwrap().values, vec![1.0, 2.0, 3.0, 4.0]);
+        assert!(parse_record("1, inf")
+            .unwrap_err()
+            .to_string()
+            .contains("column 2"));
+        assert!(parse_record("1,x").unwrap_err().to_string().contains("`x`"));
+    }
 }

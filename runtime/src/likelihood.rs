@@ -64,7 +64,8 @@ fn probes(trace: Trace, n: usize, d: usize, first_record: usize) -> (usize, f64,
             let mut p = Vec::with_capacity(n * k * d);
             for i in 0..n {
                 // Per-record streams: the same record gets the same probes however it is chunked.
-                let mut rng = StdRng::seed_from_u64(seed ^ (first_record + i) as u64 * 0x9e37_79b9);
+                let mut rng =
+                    StdRng::seed_from_u64(seed ^ ((first_record + i) as u64 * 0x9e37_79b9));
                 p.extend((0..k * d).map(|_| if rng.gen::<bool>() { 1.0f32 } else { -1.0 }));
             }
             (k, 1.0 / k as f64, p)

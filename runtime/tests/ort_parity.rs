@@ -5,11 +5,9 @@
 //! it so. Without `ORT_DYLIB_PATH` it prints why and returns, unless `VPFB_REQUIRE_ORT=1`.
 #![cfg(feature = "ort")]
 
-use std::path::PathBuf;
-
 use vpfb_runtime::sampling::sample;
 use vpfb_runtime::solver::Solver;
-use vpfb_runtime::{open, BackendKind, ModelFile};
+use vpfb_runtime::{open, BackendKind, LoadOptions, ModelFile};
 
 fn ort_available() -> bool {
     if std::env::var_os("ORT_DYLIB_PATH").is_some() {
@@ -39,10 +37,24 @@ fn tract_and_ort_agree_on_the_shipped_models() {
         return;
     }
     for name in ["moons", "checkerboard"] {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../models/{name}.onnx"));
+        let path = vpfb_testkit::shipped_model(&format!("{name}.onnx"));
         let file = ModelFile::load(&path).unwrap();
-        let tract = open(file.clone(), BackendKind::Tract, 1).unwrap();
-        let ort = open(file, BackendKind::Ort, 1).unwrap();
+        let tract = open(
+            file.clone(),
+            &LoadOptions {
+                backend: BackendKind::Tract,
+                threads: 1,
+            },
+        )
+        .unwrap();
+        let ort = open(
+            file,
+            &LoadOptions {
+                backend: BackendKind::Ort,
+                threads: 1,
+            },
+        )
+        .unwrap();
         for n in [1usize, 7, 4096] {
             let x: Vec<f32> = (0..2 * n)
                 .map(|i| ((i as f32) * 0.618).sin() * 2.5)
@@ -76,15 +88,29 @@ fn hvp_and_in_graph_detector_agree_across_backends() {
         return;
     }
     for name in ["moons", "checkerboard"] {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../models/{name}.onnx"));
+        let path = vpfb_testkit::shipped_model(&format!("{name}.onnx"));
         let file = ModelFile::load(&path).unwrap();
         let det = file
             .meta
             .detector
             .clone()
             .expect("shipped models carry a detector");
-        let tract = open(file.clone(), BackendKind::Tract, 1).unwrap();
-        let ort = open(file, BackendKind::Ort, 1).unwrap();
+        let tract = open(
+            file.clone(),
+            &LoadOptions {
+                backend: BackendKind::Tract,
+                threads: 1,
+            },
+        )
+        .unwrap();
+        let ort = open(
+            file,
+            &LoadOptions {
+                backend: BackendKind::Ort,
+                threads: 1,
+            },
+        )
+        .unwrap();
         let n = 64;
         let x: Vec<f32> = (0..2 * n)
             .map(|i| ((i as f32) * 0.618).sin() * 2.5)

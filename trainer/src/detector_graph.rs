@@ -186,7 +186,7 @@ pub fn add_anomaly_score(
     // x_t = t·x + (1 − t)·z for every record and time: [N, K, shape…] → [N·K, shape…].
     let xu = e.unsqueeze(INPUT_X, &[1]);
     let mut col = vec![1usize, k];
-    col.extend(std::iter::repeat(1).take(r));
+    col.extend(std::iter::repeat_n(1, r));
     let tk = e.f32s(&col, &det.times);
     let z = det.anchor.draw(d);
     let mut zk_dims = vec![1usize, k];
@@ -237,7 +237,7 @@ pub fn add_anomaly_score(
 
     // Per row: ψ, ∂ψ/∂t, log‖v‖², log‖x_t − t·v‖², log‖x_t + (1 − t)·v − x‖².
     let mut tshape = vec![-1i64];
-    tshape.extend(std::iter::repeat(1).take(r));
+    tshape.extend(std::iter::repeat_n(1, r));
     let tcol = e.reshape(&tflat, &tshape);
     let one = e.scalar(1.0);
     let omt = e.op("Sub", &[&one, &tcol], vec![]);

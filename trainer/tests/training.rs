@@ -54,7 +54,7 @@ fn killed_and_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     let mut t = Trainer::create(config(60, 1e-3), &b, Device::Cpu).unwrap();
     for _ in 0..37 {
         let log = t.step().unwrap();
-        if log.step % 20 == 0 {
+        if log.step.is_multiple_of(20) {
             t.checkpoint().unwrap();
         }
     }

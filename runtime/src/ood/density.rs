@@ -2,6 +2,9 @@
 //! full-covariance Gaussian mixture fitted by EM. Both are stored in the model file as means,
 //! lower Cholesky factors of the covariances, their log-determinants and (mixtures) weights.
 
+// Index loops here walk several arrays (or a matrix's rows and columns) in step.
+#![allow(clippy::needless_range_loop)]
+
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,9 @@
 //! The little dense linear algebra the detector needs: covariance matrices of a few dozen statistics,
 //! their Cholesky factors and triangular solves, in f64.
 
+// Index loops here walk several arrays (or a matrix's rows and columns) in step.
+#![allow(clippy::needless_range_loop)]
+
 /// A square matrix, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Square {

@@ -79,13 +79,15 @@ impl fmt::Display for Score {
 }
 
 impl FromStr for Score {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
         Self::ALL
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown score `{s}` (expected detector, paper, grad-norm or recon)")
+                crate::Error::InvalidArgument(format!(
+                    "unknown score `{s}` (expected detector, paper, grad-norm or recon)"
+                ))
             })
     }
 }
@@ -135,4 +137,37 @@ pub fn auroc(scores: &[f64], labels: &[bool]) -> Option<f64> {
     }
     let u = rank_sum - (pos * (pos + 1)) as f64 / 2.0;
     Some(u / (pos as f64 * neg as f64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        let sorted = [1.0, 2.0, 4.0, 8.0];
+        assert_eq!(quantile(&sorted, 0.0), 1.0);
+        assert_eq!(quantile(&sorted, 1.0), 8.0);
+        // Position 0.5 · 3 = 1.5: halfway between 2 and 4.
+        assert_eq!(quantile(&sorted, 0.5), 3.0);
+        // Out-of-range levels clamp; empty data has no quantile.
+        assert_eq!(quantile(&sorted, 1.5), 8.0);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn auroc_counts_ties_half_and_needs_both_classes() {
+        assert_eq!(auroc(&[0.1, 0.9], &[false, true]), Some(1.0));
+        assert_eq!(auroc(&[0.9, 0.1], &[false, true]), Some(0.0));
+        assert_eq!(auroc(&[0.5, 0.5], &[false, true]), Some(0.5));
+        assert_eq!(auroc(&[0.5, 0.6], &[true, true]), None);
+    }
+
+    #[test]
+    fn score_names_parse_back() {
+        for s in Score::ALL {
+            assert_eq!(s.name().parse::<Score>().unwrap(), s);
+        }
+        assert!("likelihood".parse::<Score>().is_err());
+    }
 }

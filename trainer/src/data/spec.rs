@@ -22,7 +22,8 @@ pub enum DataSpec {
 impl FromStr for DataSpec {
     type Err = DataError;
     fn from_str(s: &str) -> Result<Self, DataError> {
-        let prefixed: [(&str, fn(PathBuf) -> DataSpec); 3] = [
+        type Make = fn(PathBuf) -> DataSpec;
+        let prefixed: [(&str, Make); 3] = [
             ("csv:", DataSpec::Csv),
             ("idx:", DataSpec::Idx),
             ("images:", DataSpec::Images),

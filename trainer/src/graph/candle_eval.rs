@@ -1,6 +1,9 @@
 //! The Candle backend: evaluates graph nodes as Candle tensors, so Candle's autograd can
 //! differentiate any node (including explicit gradient nodes) with respect to parameters.
 
+// Index loops here walk several arrays (or a matrix's rows and columns) in step.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
@@ -243,7 +246,7 @@ fn resolve(shape: &[Dim], elems: usize) -> Vec<usize> {
         .iter()
         .map(|d| if let Dim::Fixed(n) = d { *n } else { 1 })
         .product();
-    let batch = if fixed == 0 { 0 } else { elems / fixed };
+    let batch = elems.checked_div(fixed).unwrap_or(0);
     super::shape::concrete(shape, batch)
 }
 

@@ -1,6 +1,9 @@
 //! The ONNX backend: lowers graph nodes to ONNX (opset 17) nodes with the prost types that
 //! tract-onnx exposes, so writing a model needs no `protoc`.
 
+// Index loops here walk several arrays (or a matrix's rows and columns) in step.
+#![allow(clippy::needless_range_loop)]
+
 use std::collections::HashMap;
 
 use tract_onnx::pb::{

@@ -18,7 +18,7 @@ impl TimeEmbedding {
     /// Embeds `t` (`[N]`) as `[N, dim]`.
     pub fn build(&self, s: &mut Scope<'_>, t: NodeId) -> Result<NodeId, GraphError> {
         let half = self.features / 2;
-        if half == 0 || self.features % 2 != 0 {
+        if half == 0 || !self.features.is_multiple_of(2) {
             return Err(GraphError::Shape(format!(
                 "time features must be a positive even number, got {}",
                 self.features

@@ -96,7 +96,7 @@ impl UnetConfig {
             ));
         }
         for &m in &self.mults {
-            if m == 0 || (self.base * m) % self.groups != 0 {
+            if m == 0 || !(self.base * m).is_multiple_of(self.groups) {
                 return bad(format!(
                     "{} GroupNorm groups do not divide the width {} × {m}",
                     self.groups, self.base

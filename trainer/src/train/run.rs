@@ -310,7 +310,7 @@ impl Trainer {
         }
         let grads = terms.total.backward()?;
         self.opt.step(&grads)?;
-        if log.step % self.config.log_every.max(1) == 0 || log.step == self.config.steps {
+        if log.step.is_multiple_of(self.config.log_every.max(1)) || log.step == self.config.steps {
             self.pending_log.push(log);
         }
         Ok(log)

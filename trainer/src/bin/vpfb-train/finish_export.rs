@@ -76,11 +76,7 @@ pub fn finish_export(
     a: &DetectorArgs,
     out: &Path,
 ) -> Result<()> {
-    let default: Score = a
-        .default_score
-        .parse()
-        .map_err(anyhow::Error::msg)
-        .context("--default-score")?;
+    let default: Score = a.default_score.parse().context("--default-score")?;
     anyhow::ensure!(
         default != Score::Detector,
         "--default-score names a single-evaluation score; the detector becomes the default when fitted"

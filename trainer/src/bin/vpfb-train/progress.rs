@@ -57,12 +57,12 @@ impl Progress for Reporter {
         match &self.bar {
             Some(b) => {
                 b.set_position(l.step as u64);
-                if l.step % 10 == 0 || l.step == total {
+                if l.step.is_multiple_of(10) || l.step == total {
                     b.set_message(describe(l, rate));
                 }
             }
             None => {
-                if l.step % self.every == 0 || l.step == total {
+                if l.step.is_multiple_of(self.every) || l.step == total {
                     println!("step {}/{total} {}", l.step, describe(l, rate));
                 }
             }
