@@ -38,6 +38,9 @@ pub enum ExportError {
     Reload(#[from] RuntimeError),
     #[error("{0}")]
     Detector(RuntimeError),
+    /// The export's settings contradict each other (the message says how).
+    #[error("{0}")]
+    Settings(String),
     #[error("export parity failed: {output} differs from Candle by {rel:.3e} (relative) at batch {batch}")]
     Parity {
         output: &'static str,

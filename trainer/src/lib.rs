@@ -13,6 +13,7 @@ pub mod detector_graph;
 pub mod device;
 pub mod device_check;
 pub mod export;
+pub mod export_ood;
 pub mod graph;
 pub mod loss;
 pub mod metrics;

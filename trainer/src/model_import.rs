@@ -22,6 +22,13 @@ pub enum ImportError {
     Graph(#[from] crate::graph::GraphError),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// The file does not say what it was trained on (so its records must be given).
+    #[error("the file records no training {0}; give the data to fit on")]
+    NoTrainingData(&'static str),
+    #[error("{0}")]
+    Records(String),
 }
 
 /// The architecture a file's metadata describes (`{"arch": …, "config": {…}}`).
@@ -70,4 +77,48 @@ pub fn potential_from_file(
         );
     }
     Ok((arch, pg, params))
+}
+
+/// The in-distribution records (raw units) an existing file's OOD scores are re-fitted on, and a
+/// description of them: every record of `data` when given, else the validation split of the data
+/// set and seed that the file's training metadata records (as `fit` held it out).
+pub fn refit_records(
+    file: &ModelFile,
+    data: Option<&crate::data::DataSpec>,
+) -> Result<(Vec<f64>, String), ImportError> {
+    use crate::data::{DataSpec, Dataset};
+    let (records, source) = match data {
+        Some(spec) => {
+            let set = Dataset::load(spec, 0)?;
+            let mut all = set.validation();
+            if let Dataset::Table { train, .. } = &set {
+                all.extend(train);
+            }
+            (all, format!("every record of {spec}"))
+        }
+        None => {
+            let training = file.meta.training.clone().unwrap_or_default();
+            let spec = training
+                .get("dataset")
+                .and_then(|v| v.as_str())
+                .ok_or(ImportError::NoTrainingData("data set"))?;
+            let seed = training
+                .get("seed")
+                .and_then(|v| v.as_u64())
+                .ok_or(ImportError::NoTrainingData("seed"))?;
+            let parsed: DataSpec = spec.parse()?;
+            let set = Dataset::load(&parsed, seed)?;
+            (
+                set.validation(),
+                format!("the validation split of {spec} (seed {seed})"),
+            )
+        }
+    };
+    let d = file.meta.record_len();
+    if records.is_empty() || records.len() % d != 0 {
+        return Err(ImportError::Records(format!(
+            "the data has records of another size than the model's {d} values"
+        )));
+    }
+    Ok((records, source))
 }

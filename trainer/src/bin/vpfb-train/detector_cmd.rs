@@ -4,8 +4,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use vpfb_runtime::contract::FORMAT_VERSION;
 use vpfb_runtime::ModelFile;
-use vpfb_trainer::data::{to_model_space, DataSpec, Dataset};
-use vpfb_trainer::model_import::potential_from_file;
+use vpfb_trainer::data::{to_model_space, DataSpec};
+use vpfb_trainer::model_import::{potential_from_file, refit_records};
 
 use super::finish_export::{finish_export, DetectorArgs};
 
@@ -32,42 +32,15 @@ pub fn run(a: DetectorCmdArgs) -> Result<()> {
         ModelFile::load(&a.model).with_context(|| format!("loading {}", a.model.display()))?;
     let (_, pg, params) = potential_from_file(&file)
         .with_context(|| format!("rebuilding the potential of {}", a.model.display()))?;
-    let training = file.meta.training.clone().unwrap_or_default();
-    let (records, source) = match &a.data {
-        Some(spec) => {
-            let spec: DataSpec = spec.parse().map_err(anyhow::Error::msg).context("--data")?;
-            let set = Dataset::load(&spec, 0).with_context(|| format!("loading {spec}"))?;
-            let mut all = set.validation();
-            if let Dataset::Table { train, .. } = &set {
-                all.extend(train);
-            }
-            (all, format!("every record of {spec}"))
-        }
-        None => {
-            let spec = training
-                .get("dataset")
-                .and_then(|v| v.as_str())
-                .context("the file records no training data set; pass --data")?;
-            let seed = training
-                .get("seed")
-                .and_then(|v| v.as_u64())
-                .context("the file records no training seed; pass --data")?;
-            let parsed: DataSpec = spec
-                .parse()
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("the file's training data set `{spec}`"))?;
-            let set = Dataset::load(&parsed, seed).with_context(|| format!("loading {spec}"))?;
-            (
-                set.validation(),
-                format!("the validation split of {spec} (seed {seed})"),
-            )
-        }
-    };
+    let spec: Option<DataSpec> = a
+        .data
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("--data")?;
+    let (records, source) = refit_records(&file, spec.as_ref())
+        .with_context(|| format!("the records to fit {} on", a.model.display()))?;
     let d = file.meta.record_len();
-    anyhow::ensure!(
-        records.len() % d == 0 && !records.is_empty(),
-        "the data has records of another size than the model's {d} values"
-    );
     println!("refitting on {} records: {source}", records.len() / d);
     let val: Vec<f32> = to_model_space(&file.meta.normalization, &records, d)
         .into_iter()

@@ -1,6 +1,5 @@
-//! The last part of every export (`export` from a run, `detector` from an existing file): calibrate
-//! the single-evaluation scores, fit the multi-time detector on held-out in-distribution records,
-//! write the file and verify it through the runtime.
+//! The OOD flags shared by `export` and `detector`, and the progress and summary printing around
+//! the library's OOD export (`vpfb_trainer::export_ood`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -8,14 +7,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use clap::Args;
 use vpfb_runtime::ood::statistics::Anchor;
 use vpfb_runtime::ood::{FitOptions, Score};
 use vpfb_runtime::ModelMeta;
-use vpfb_trainer::calibrate::calibrate;
-use vpfb_trainer::detector::fit_detector;
-use vpfb_trainer::export::{export_with, parity_batches};
+use vpfb_trainer::export::parity_batches;
+use vpfb_trainer::export_ood::{export_with_ood, OodSettings};
 use vpfb_trainer::nn::PotentialGraph;
 
 /// Options of the OOD calibration and the multi-time detector.
@@ -48,72 +46,85 @@ pub struct DetectorArgs {
 }
 
 impl DetectorArgs {
-    fn options(&self) -> Result<FitOptions> {
-        let anchor = match self.detector_anchor.as_str() {
-            "noise" => Anchor::Noise {
-                seed: self.detector_seed,
-            },
-            "zero" => Anchor::Zero,
-            other => anyhow::bail!("--detector-anchor `{other}`: expected noise or zero"),
+    /// The library's settings these flags describe.
+    pub fn settings(&self) -> Result<OodSettings> {
+        let default_score: Score = self.default_score.parse().context("--default-score")?;
+        anyhow::ensure!(
+            default_score != Score::Detector,
+            "--default-score names a single-evaluation score; the detector becomes the default when fitted"
+        );
+        let detector = if self.no_detector {
+            None
+        } else {
+            let anchor = match self.detector_anchor.as_str() {
+                "noise" => Anchor::Noise {
+                    seed: self.detector_seed,
+                },
+                "zero" => Anchor::Zero,
+                other => anyhow::bail!("--detector-anchor `{other}`: expected noise or zero"),
+            };
+            Some(FitOptions {
+                times: self.detector_times.clone(),
+                anchor,
+                max_components: self.detector_components.max(1),
+                ..FitOptions::default()
+            })
         };
-        Ok(FitOptions {
-            times: self.detector_times.clone(),
-            anchor,
-            max_components: self.detector_components.max(1),
-            ..FitOptions::default()
+        Ok(OodSettings {
+            default_score,
+            detector,
+            detector_records: self.detector_records,
         })
     }
 }
 
-/// Calibrates the single-evaluation scores on model-space validation records `val`, fits the
-/// detector on `detector_records` (model space), writes `out` and verifies it; prints a summary.
+/// Runs the library's OOD export with progress on stderr, then prints what was written.
 pub fn finish_export(
     pg: &PotentialGraph,
     params: &HashMap<String, Tensor>,
-    mut meta: ModelMeta,
+    meta: ModelMeta,
     val: &[f32],
     detector_records: &[f32],
     a: &DetectorArgs,
     out: &Path,
 ) -> Result<()> {
-    let default: Score = a.default_score.parse().context("--default-score")?;
-    anyhow::ensure!(
-        default != Score::Detector,
-        "--default-score names a single-evaluation score; the detector becomes the default when fitted"
-    );
+    let settings = a.settings()?;
     let d = meta.record_len();
-    let mut ood = calibrate(pg, params, val, default, &Device::Cpu)
-        .context("calibrating OOD scores on the validation split")?;
-    if !a.no_detector {
-        let opts = a.options()?;
-        let n = (detector_records.len() / d).min(a.detector_records);
-        let started = Instant::now();
+    if let Some(opts) = &settings.detector {
         eprintln!(
-            "fitting the OOD detector on {n} validation records ({} evaluations each)",
+            "fitting the OOD detector on {} records ({} evaluations each)",
+            (detector_records.len() / d).min(settings.detector_records),
             opts.times.len()
         );
-        let mut last = Instant::now();
-        let det = fit_detector(
-            pg,
-            params,
-            &meta,
-            detector_records,
-            a.detector_records,
-            &opts,
-            &mut |done, all| {
-                if last.elapsed().as_secs() >= 10 || done == all {
-                    last = Instant::now();
-                    eprint!(
-                        "\r  statistics {done}/{all} records ({:.0} s)",
-                        started.elapsed().as_secs_f64()
-                    );
-                    let _ = std::io::stderr().flush();
-                }
-            },
-        );
+    }
+    let started = Instant::now();
+    let mut last = Instant::now();
+    let mut progress = |done: usize, all: usize| {
+        if last.elapsed().as_secs() >= 10 || done == all {
+            last = Instant::now();
+            eprint!(
+                "\r  statistics {done}/{all} records ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let written = export_with_ood(
+        pg,
+        params,
+        meta,
+        val,
+        detector_records,
+        &settings,
+        out,
+        &mut progress,
+    );
+    if settings.detector.is_some() {
         // End the progress line whatever happened, so an error starts a line of its own.
         eprintln!();
-        let det = det.context("fitting the OOD detector")?;
+    }
+    let written = written.with_context(|| format!("exporting to {}", out.display()))?;
+    if let Some(det) = &written.detector {
         println!(
             "OOD detector: {} statistics at t = {:?}, {} chosen by {} ({}), 5% false-positive threshold {:.4}",
             det.statistics.len(),
@@ -123,16 +134,12 @@ pub fn finish_export(
             det.selection.candidates_summary(),
             det.calibration.threshold
         );
-        ood.default_score = Score::Detector.name().to_string();
-        meta.detector = Some(det);
     }
-    meta.ood = Some(ood.clone());
-    let report = export_with(pg, params, &meta, out)
-        .with_context(|| format!("exporting to {}", out.display()))?;
+    let report = &written.parity;
     println!(
         "wrote {} (format {}; parity vs Candle at batch {:?}: psi {:.1e}, velocity {:.1e}, dpsi_dt {:.1e})",
         out.display(),
-        meta.format_version,
+        written.meta.format_version,
         parity_batches(pg),
         report.psi,
         report.velocity,
@@ -140,10 +147,9 @@ pub fn finish_export(
     );
     println!(
         "OOD calibration on {} validation records (default score {}):",
-        val.len() / d,
-        ood.default_score
+        written.calibration_records, written.calibration.default_score
     );
-    for (name, cal) in &ood.scores {
+    for (name, cal) in &written.calibration.scores {
         println!(
             "  {name:<10} 5% false-positive threshold {:.5}",
             cal.threshold
