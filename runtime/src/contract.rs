@@ -208,15 +208,39 @@ impl ModelMeta {
         Ok(values / d)
     }
 
-    /// Raw records (row-major, whole records only) mapped to model space as the backends take them.
+    /// Raw records (row-major, whole records only, finite values) mapped to model space as the
+    /// backends take them.
     pub fn raw_to_model(&self, raw: &[f64]) -> Result<Vec<f32>, crate::Error> {
         self.records_in(raw.len())?;
+        self.check_finite(raw, |_| true)?;
         Ok(self
             .normalization
             .to_model(raw, self.record_len())
             .into_iter()
             .map(|v| v as f32)
             .collect())
+    }
+
+    /// An error naming the first value of `raw` that is NaN or infinite, among those `relevant`
+    /// selects by position within a record (a model's output for such a value is meaningless).
+    pub fn check_finite(
+        &self,
+        raw: &[f64],
+        relevant: impl Fn(usize) -> bool,
+    ) -> Result<(), crate::Error> {
+        let d = self.record_len().max(1);
+        match raw
+            .iter()
+            .enumerate()
+            .find(|&(i, v)| relevant(i % d) && !v.is_finite())
+        {
+            Some((i, v)) => Err(crate::Error::InvalidArgument(format!(
+                "record {}, value {}: {v} is not a finite number",
+                i / d + 1,
+                i % d + 1
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The `metadata_props` key/value pairs.

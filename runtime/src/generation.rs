@@ -185,6 +185,15 @@ pub fn inpaint(
 ) -> Result<(Vec<f64>, SolveStats), Error> {
     let meta = &model.file().meta;
     let d = meta.record_len();
+    meta.records_in(records.len())?;
+    if unknown.len() != d {
+        return Err(Error::InvalidArgument(format!(
+            "the mask has {} flags, the model's records have {d} values",
+            unknown.len()
+        )));
+    }
+    // Unknown places may hold anything (NaN marks a missing value); known ones must be numbers.
+    meta.check_finite(records, |j| !unknown[j])?;
     let mut rng = StdRng::seed_from_u64(seed);
     let model_space = meta.normalization.to_model(records, d);
     let mut x: Vec<f32> = model_space

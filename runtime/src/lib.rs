@@ -50,6 +50,9 @@
 //! // Three values are not a whole number of 2-value records.
 //! let err = model.score(&[0.0, 1.0, 2.0]).unwrap_err();
 //! assert!(matches!(err, Error::InputSize { .. }));
+//! // A NaN reading is refused, not scored.
+//! let err = model.score(&[0.0, 1.0, f64::NAN, 2.0]).unwrap_err();
+//! assert_eq!(err.to_string(), "record 2, value 1: NaN is not a finite number");
 //! assert!(matches!(Model::load("no/such/model.onnx"), Err(Error::Read { .. })));
 //! ```
 //!
@@ -89,3 +92,8 @@ pub use model::{FlowOptions, Generated, LikelihoodOptions, Model, ScoreOptions, 
 pub use model_file::{ModelFile, StoredTensor};
 pub use ood::Score;
 pub use solver::{SolveStats, Solver};
+
+/// The README's library snippet, compiled as a doc-test so it cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeSnippet;

@@ -177,21 +177,14 @@ impl Model {
     }
 
     /// Completes raw `records`: the values where `unknown` (one flag per value of a record) is
-    /// true start from noise and follow the flow; the others stay exactly as given.
+    /// true start from noise and follow the flow; the others stay exactly as given. Unknown places
+    /// may hold anything (NaN for a missing reading); known ones must be finite.
     pub fn inpaint(
         &self,
         records: &[f64],
         unknown: &[bool],
         options: &FlowOptions,
     ) -> Result<Generated> {
-        let d = self.record_len();
-        self.meta().records_in(records.len())?;
-        if unknown.len() != d {
-            return Err(Error::InvalidArgument(format!(
-                "the mask has {} flags, the model's records have {d} values",
-                unknown.len()
-            )));
-        }
         let (values, stats) =
             crate::generation::inpaint(self, records, unknown, options.solver, options.seed)?;
         Ok(self.generated(values, stats))
