@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use prost::Message;
 use vpfb_testkit::{
-    assert_close, assert_one_line_error, csv_numbers as numbers, repo, run, scratch,
+    assert_close, assert_one_line_error, csv_numbers as numbers, output_ok, repo, run, scratch,
 };
 
 fn vpfb(args: &[&std::ffi::OsStr]) -> Output {
@@ -51,11 +51,7 @@ fn sample_matches_golden_and_the_built_in_model_is_moons() {
         ];
         args.extend(model_args);
         let out = vpfb(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        output_ok(&out);
         assert_close(
             &numbers(&out_path),
             &numbers(&golden("moons-sample-n8-seed1.csv")),
@@ -78,11 +74,7 @@ fn sample_writes_npy_and_larger_batches_look_like_moons() {
         os("--out"),
         out_path.as_os_str(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("function evaluations"));
     let r = vpfb_runtime::io::read_npy(&out_path).unwrap();
     assert_eq!((r.rows(), r.cols), (2000, 2));
@@ -119,11 +111,7 @@ fn score_matches_golden() {
             args.extend([os("--score"), os(s)]);
         }
         let out = vpfb(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        output_ok(&out);
         assert_eq!(
             std::fs::read_to_string(&out_path).unwrap().lines().next(),
             Some("anomaly_score,outlier")
@@ -166,11 +154,7 @@ fn streaming_10000_lines_with_malformed_ones_gives_10000_lines_in_order() {
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 10_000);
@@ -317,11 +301,7 @@ fn compose_of_a_model_with_itself_at_half_weight_is_the_model() {
         os("--out"),
         single.as_os_str(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     let out = vpfb(&[
         os("compose"),
         os("--model"),
@@ -339,11 +319,7 @@ fn compose_of_a_model_with_itself_at_half_weight_is_the_model() {
         os("--out"),
         composed.as_os_str(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     assert_close(
         &numbers(&composed),
         &numbers(&single),
@@ -377,11 +353,7 @@ fn interpolate_and_inpaint() {
         os("--out"),
         frames.as_os_str(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     assert_eq!(numbers(&frames).len(), 12);
     let input = dir.join("partial.csv");
     std::fs::write(&input, "x0,x1\n-0.5,0\n0.25,0\n2.0,0\n").unwrap();
@@ -395,11 +367,7 @@ fn interpolate_and_inpaint() {
         os("--out"),
         filled.as_os_str(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     let v = numbers(&filled);
     assert_eq!(
         [v[0], v[2], v[4]],
@@ -440,11 +408,7 @@ fn format_1_files_keep_their_single_evaluation_scores() {
         os("--out"),
         out_path.as_os_str(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     // The default of a format-1 file is still its recorded score, grad-norm.
     assert_close(
         &numbers(&out_path),

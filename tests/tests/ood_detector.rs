@@ -12,7 +12,7 @@ use vpfb_runtime::ood::{FitOptions, Score};
 use vpfb_runtime::scoring::score_raw;
 use vpfb_runtime::{Backend, ModelMeta, Normalization, TractModel};
 use vpfb_testkit::models::random_mlp;
-use vpfb_testkit::{binary, scratch};
+use vpfb_testkit::{binary, output_ok, scratch};
 use vpfb_trainer::detector::fit_detector;
 use vpfb_trainer::export::{export_model, param_tensors};
 use vpfb_trainer::nn::{build_potential, init_params, MlpConfig, Network};
@@ -190,11 +190,7 @@ fn detector_fitted_by_the_trainer_scores_the_same_in_the_runtime_cli() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    output_ok(&run);
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.lines().next(), Some("anomaly_score,outlier"));
     let cli: Vec<f64> = text
@@ -270,11 +266,7 @@ fn detector_command_upgrades_in_place_and_a_failure_keeps_the_original() {
     );
     // Enough records: the same file now carries a detector fitted on all 300 of them.
     let out = upgrade(&csv("ok.csv", 300));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     let model = TractModel::load(&path).unwrap();
     let det = model.file().meta.detector.as_ref().expect("fitted");
     assert_eq!(det.selection.records, 300);

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use vpfb_runtime::Backend;
-use vpfb_testkit::{assert_one_line_error, run, scratch};
+use vpfb_testkit::{assert_one_line_error, output_ok, run, scratch};
 
 fn vpfb_train() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_vpfb-train"))
@@ -24,11 +24,7 @@ fn init_writes_a_valid_untrained_model() {
         .arg(&out_path)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(&out);
     let model = vpfb_runtime::TractModel::load(&out_path).unwrap();
     assert_eq!(model.file().meta.data_shape, vec![3]);
     // Untrained: ψ = ½‖x‖² and ∇ψ = x exactly (zero-initialised output layer).

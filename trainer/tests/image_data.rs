@@ -4,6 +4,7 @@
 use candle_core::Device;
 use vpfb_runtime::images::{idx_bytes, write_image_dir, ImageSet};
 use vpfb_runtime::Normalization;
+use vpfb_testkit::models::tiny_unet;
 use vpfb_testkit::scratch;
 use vpfb_trainer::data::{DataSpec, Dataset};
 use vpfb_trainer::loss::{LossConfig, LossPreset};
@@ -108,13 +109,7 @@ fn unet_run(data: DataSpec, steps: usize) -> RunConfig {
         data,
         arch: ArchConfig::Unet(UnetConfig {
             image: [1, 8, 8],
-            base: 8,
-            mults: vec![1, 2],
-            blocks: 1,
-            attention: vec![1],
-            groups: 4,
-            time_features: 8,
-            time_dim: 16,
+            ..tiny_unet()
         }),
         loss: LossConfig::preset(LossPreset::Ritz),
         optim: OptimConfig {
