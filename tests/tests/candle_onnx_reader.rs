@@ -1,8 +1,8 @@
 //! candle-onnx as a third, independent reader of our files (besides tract and ONNX Runtime): the
 //! exported MLP and UNet files evaluated by candle-onnx agree with tract within 1e-4 (relative to
 //! the output's scale) on ψ, ∇ₓψ and ∂ψ/∂t where candle-onnx has the ops, and the ops it lacks are
-//! reported (for 0.11: ConvTranspose, so a UNet's gradient; Max, so the in-graph detector; Reciprocal,
-//! rewritten here as Div). Behind the `candle-onnx` feature because its build
+//! reported (for 0.11: Pad in "constant" mode, on a UNet's ∂ψ/∂t path; Max, in the in-graph
+//! detector; Reciprocal, rewritten here as Div). Behind the `candle-onnx` feature because its build
 //! needs `protoc`; `.ci/run` installs it and runs this test.
 #![cfg(feature = "candle-onnx")]
 
@@ -149,12 +149,15 @@ fn candle_onnx_agrees_with_tract_on_the_shipped_mlp_and_unet() {
             "moons {name}: {compared:?}"
         );
     }
-    // The UNet's ψ at least (its gradient needs ConvTranspose, which candle-onnx 0.11 lacks).
+    // The UNet's ψ and velocity (its ∂ψ/∂t needs Pad in "constant" mode, which candle-onnx 0.11
+    // lacks).
     let (compared, _) = check(&shipped_model("fashion-mnist.onnx"), &[1, 28, 28]);
-    assert!(
-        compared.iter().any(|c| c.starts_with("psi")),
-        "UNet psi: {compared:?}"
-    );
+    for name in ["psi", "velocity"] {
+        assert!(
+            compared.iter().any(|c| c.starts_with(name)),
+            "UNet {name}: {compared:?}"
+        );
+    }
 }
 
 #[test]

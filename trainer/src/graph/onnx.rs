@@ -246,6 +246,14 @@ impl Emitter {
         name.to_string()
     }
 
+    /// An int64 initializer shared by every node that asks for `name` (added once).
+    fn shared_int_init(&mut self, name: &str, data: &[i64]) -> String {
+        if self.initializers.iter().any(|t| t.name == name) {
+            return name.to_string();
+        }
+        self.int_init(name, data)
+    }
+
     /// σ(a) = 1 / (1 + exp(−a)) and softplus(a) = log(1 + exp(a)), in primitive ops.
     fn lower_f64_logistic(&mut self, f: Unary, a: &str, out: &str) {
         let one = format!("{out}_one");
@@ -435,6 +443,41 @@ impl Emitter {
                 let k = kernel_extent(g, *w);
                 let (x, w) = (arg(x), arg(w));
                 self.node("Conv", &[&x, &w], &out, conv_attrs(k, *stride, *pad));
+            }
+            Op::ConvTranspose2d {
+                x,
+                w,
+                stride,
+                pad,
+                out_pad,
+            } if *stride == 1 && *out_pad == 0 && (*pad as i64) < kernel_extent(g, *w) => {
+                // A stride-1 transposed convolution is a convolution with the kernel's channel axes
+                // swapped, flipped in space, and padding k − 1 − pad. Runtimes run Conv far faster
+                // (tract's ConvTranspose scatters through a k²-times larger buffer), and the kernel
+                // transform of a weight folds into a constant when the plan is optimised.
+                let k = kernel_extent(g, *w);
+                let (x, w) = (arg(x), arg(w));
+                let swapped = format!("{out}_kernel_t");
+                self.node(
+                    "Transpose",
+                    &[&w],
+                    &swapped,
+                    vec![ints_attr("perm", &[1, 0, 2, 3])],
+                );
+                let flip = |part: &str| format!("spatial_flip_k{k}_{part}");
+                let starts = self.shared_int_init(&flip("starts"), &[-1, -1]);
+                let ends = self.shared_int_init(&flip("ends"), &[-(k + 1), -(k + 1)]);
+                let axes = self.shared_int_init(&flip("axes"), &[2, 3]);
+                let steps = self.shared_int_init(&flip("steps"), &[-1, -1]);
+                let kernel = format!("{out}_kernel");
+                self.node(
+                    "Slice",
+                    &[&swapped, &starts, &ends, &axes, &steps],
+                    &kernel,
+                    vec![],
+                );
+                let conv_pad = (k as usize) - 1 - *pad;
+                self.node("Conv", &[&x, &kernel], &out, conv_attrs(k, 1, conv_pad));
             }
             Op::ConvTranspose2d {
                 x,
