@@ -17,7 +17,8 @@ pub struct RunOpts {
     /// Inference backend: tract (pure Rust) or ort (ONNX Runtime; needs the `ort` feature and ORT_DYLIB_PATH).
     #[arg(long, default_value = "tract")]
     pub backend: String,
-    /// Intra-op threads (0 = backend default: 1 for tract, all cores for ort).
+    /// Threads (0 = backend default: 1 for tract, all cores for ort). tract splits a batch across
+    /// them; a single record uses them inside its operators.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }

@@ -127,6 +127,33 @@ impl ModelFile {
         &self.proto
     }
 
+    /// The graph reduced to what computes `outputs` from the inputs `fed` (every other declared input
+    /// goes, and with it an initializer standing in as its default): only the nodes those outputs
+    /// need, and the initializers those nodes read. ONNX Runtime runs every node of a session
+    /// whatever outputs a call asks for, so each kind of call gets a session of its own subgraph.
+    pub(crate) fn subgraph(&self, outputs: &[&str], fed: &[&str]) -> pb::ModelProto {
+        use std::collections::HashSet;
+        let mut proto = self.proto.clone();
+        let graph = proto.graph.as_mut().expect("checked on load");
+        let mut needed: HashSet<String> = outputs.iter().map(|s| s.to_string()).collect();
+        let mut keep = vec![false; graph.node.len()];
+        for (i, node) in graph.node.iter().enumerate().rev() {
+            if node.output.iter().any(|o| needed.contains(o)) {
+                keep[i] = true;
+                needed.extend(node.input.iter().filter(|s| !s.is_empty()).cloned());
+            }
+        }
+        let mut k = keep.into_iter();
+        graph.node.retain(|_| k.next().unwrap_or(false));
+        graph.output.retain(|o| outputs.contains(&o.name.as_str()));
+        graph.input.retain(|i| fed.contains(&i.name.as_str()));
+        graph
+            .initializer
+            .retain(|t| needed.contains(&t.name) && !fed.contains(&t.name.as_str()));
+        graph.value_info.retain(|v| needed.contains(&v.name));
+        proto
+    }
+
     /// The producer the file names (`vpfb-train 0.1.0`), or an empty string.
     pub fn producer(&self) -> String {
         format!(

@@ -192,12 +192,13 @@ impl fmt::Display for BackendKind {
     }
 }
 
-/// How a model is opened: the backend and its intra-op threads.
+/// How a model is opened: the backend and its threads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     /// tract (default) or ONNX Runtime.
     pub backend: BackendKind,
-    /// Intra-op threads for this model (0 = the backend's default: 1 for tract, all cores for ort).
+    /// Threads for this model (0 = the backend's default: 1 for tract, all cores for ort). tract
+    /// splits a batch across them; ONNX Runtime uses them inside its operators.
     pub threads: usize,
 }
 

@@ -5,7 +5,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
-use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
+use ort::session::Session;
 use ort::value::Tensor;
 
 use super::{is_x_like, Backend, Outputs};
@@ -32,50 +32,55 @@ fn environment() -> Result<&'static Environment> {
         .map_err(|e| Error::Backend(e.clone()))
 }
 
-/// A model file in an ONNX Runtime session. The session runs only the outputs a call needs (the
-/// contract outputs, `hvp` with `probe` fed over its default, or the in-graph detector score).
+/// A model file in ONNX Runtime: one session per kind of call, each on the subgraph that call
+/// needs (ONNX Runtime would otherwise run the in-graph detector and the Hessian-vector product on
+/// every contract evaluation). The contract session is built on load, the others on first use.
 pub struct OrtModel {
     file: ModelFile,
-    session: Mutex<Runner>,
-}
-
-/// The session and the output selections of its three kinds of call (ORT's run options are not
-/// `Sync`, so they live behind the same lock as the session).
-struct Runner {
-    session: Session,
-    contract: RunOptions<HasSelectedOutputs>,
-    hvp: RunOptions<HasSelectedOutputs>,
-    anomaly_score: RunOptions<HasSelectedOutputs>,
-}
-
-fn select(outputs: Outputs) -> Result<RunOptions<HasSelectedOutputs>> {
-    let selector = outputs
-        .outputs()
-        .iter()
-        .fold(OutputSelector::no_default(), |s, n| s.with(*n));
-    Ok(RunOptions::new().map_err(ort_err)?.with_outputs(selector))
+    threads: usize,
+    contract: Mutex<Session>,
+    hvp: OnceLock<std::result::Result<Mutex<Session>, String>>,
+    anomaly_score: OnceLock<std::result::Result<Mutex<Session>, String>>,
 }
 
 impl OrtModel {
     /// A session for `file` with `threads` intra-op threads (0 = ONNX Runtime's default).
     pub fn new(file: ModelFile, threads: usize) -> Result<Self> {
-        let env = environment()?;
-        let bytes = file.to_bytes();
-        let mut builder = Session::builder(env).map_err(ort_err)?;
-        if threads > 0 {
-            builder = builder.with_intra_threads(threads).map_err(ort_err)?;
-        }
-        let session = builder.commit_from_memory(&bytes).map_err(ort_err)?;
+        let contract = Mutex::new(session(&file, threads, Outputs::Contract)?);
         Ok(Self {
             file,
-            session: Mutex::new(Runner {
-                session,
-                contract: select(Outputs::Contract)?,
-                hvp: select(Outputs::Hvp)?,
-                anomaly_score: select(Outputs::AnomalyScore)?,
-            }),
+            threads,
+            contract,
+            hvp: OnceLock::new(),
+            anomaly_score: OnceLock::new(),
         })
     }
+
+    fn session(&self, outputs: Outputs) -> Result<&Mutex<Session>> {
+        let cell = match outputs {
+            Outputs::Contract => return Ok(&self.contract),
+            Outputs::Hvp => &self.hvp,
+            Outputs::AnomalyScore => &self.anomaly_score,
+        };
+        cell.get_or_init(|| {
+            session(&self.file, self.threads, outputs)
+                .map(Mutex::new)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| Error::Backend(e.clone()))
+    }
+}
+
+/// A session on the subgraph of one kind of call.
+fn session(file: &ModelFile, threads: usize, outputs: Outputs) -> Result<Session> {
+    let env = environment()?;
+    let bytes = prost::Message::encode_to_vec(&file.subgraph(outputs.outputs(), outputs.inputs()));
+    let mut builder = Session::builder(env).map_err(ort_err)?;
+    if threads > 0 {
+        builder = builder.with_intra_threads(threads).map_err(ort_err)?;
+    }
+    builder.commit_from_memory(&bytes).map_err(ort_err)
 }
 
 impl Backend for OrtModel {
@@ -106,19 +111,8 @@ impl Backend for OrtModel {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut guard = self.session.lock().expect("ort session lock");
-        let Runner {
-            session,
-            contract,
-            hvp,
-            anomaly_score,
-        } = &mut *guard;
-        let options = match outputs {
-            Outputs::Contract => &*contract,
-            Outputs::Hvp => &*hvp,
-            Outputs::AnomalyScore => &*anomaly_score,
-        };
-        let out = session.run_with_options(values, options).map_err(ort_err)?;
+        let mut session = self.session(outputs)?.lock().expect("ort session lock");
+        let out = session.run(values).map_err(ort_err)?;
         outputs
             .outputs()
             .iter()

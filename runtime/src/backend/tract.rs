@@ -156,10 +156,15 @@ impl Program {
     }
 }
 
-/// A model file prepared for evaluation with tract, with its own thread setting.
+/// A model file prepared for evaluation with tract, with its own threads.
+///
+/// A batch runs through the plan in runs of a few records ([`TractModel::rows_per_run`]); with
+/// more than one thread, each thread takes a contiguous share of the records (data parallelism:
+/// tract's threading inside operators made our graphs no faster, and single records slower).
 pub struct TractModel {
     file: ModelFile,
-    executor: Executor,
+    /// The worker threads (none when single-threaded).
+    pool: Option<Arc<rayon::ThreadPool>>,
     contract: Program,
     /// Built on first use: the `hvp` output with `probe` as a fed input.
     hvp: OnceLock<std::result::Result<Program, String>>,
@@ -173,17 +178,22 @@ impl TractModel {
         Self::with_threads(file, 1)
     }
 
-    /// Prepares a validated model file whose matrix products use `threads` threads (0 or 1: one).
+    /// Prepares a validated model file evaluated on `threads` threads (0 or 1: one).
     pub fn with_threads(file: ModelFile, threads: usize) -> Result<Self> {
         let contract = Program::new(&file, file.proto(), Outputs::Contract)?;
-        let executor = if threads > 1 {
-            Executor::multithread(threads)
+        let pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("vpfb-tract-{i}"))
+                .build()
+                .map_err(|e| Error::Backend(format!("cannot start {threads} threads: {e}")))?;
+            Some(Arc::new(pool))
         } else {
-            Executor::SingleThread
+            None
         };
         Ok(Self {
             file,
-            executor,
+            pool,
             contract,
             hvp: OnceLock::new(),
             anomaly: OnceLock::new(),
@@ -193,6 +203,47 @@ impl TractModel {
     /// Loads and prepares a model file from disk.
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self> {
         Self::new(ModelFile::load(path)?)
+    }
+
+    /// Records `a..b` of a batch, evaluated on this thread in runs of at most
+    /// [`TractModel::rows_per_run`] records.
+    fn run_rows(
+        &self,
+        program: &Program,
+        outputs: Outputs,
+        inputs: &[&[f32]],
+        a: usize,
+        b: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        let (d, shape) = (self.file.meta.record_len(), &self.file.meta.data_shape);
+        let rows = self.rows_per_run();
+        let runs = (a..b).step_by(rows).map(|start| {
+            let end = (start + rows).min(b);
+            let part: Vec<&[f32]> = outputs
+                .inputs()
+                .iter()
+                .zip(inputs)
+                .map(|(name, v)| {
+                    let w = if is_x_like(name) { d } else { 1 };
+                    &v[start * w..end * w]
+                })
+                .collect();
+            multithread_tract_scope(Executor::SingleThread, || {
+                program.run(end - start, shape, &part)
+            })
+        });
+        concatenate(outputs, runs.collect())
+    }
+
+    /// Records per plan run. Measured with `vpfb bench` on the shipped models (tract 0.23, one
+    /// thread): an MLP's throughput peaks near 256 records (its activations then stay in cache;
+    /// 4096 at once runs 1.5× slower), and the UNet runs fastest one image at a time.
+    fn rows_per_run(&self) -> usize {
+        if self.file.meta.image_shape().is_some() {
+            1
+        } else {
+            256
+        }
     }
 
     /// The program of one output selection, built on first use.
@@ -231,8 +282,35 @@ impl Backend for TractModel {
 
     fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let program = self.program(outputs)?;
-        multithread_tract_scope(self.executor.clone(), || {
-            program.run(n, &self.file.meta.data_shape, inputs)
-        })
+        let parts = self
+            .pool
+            .as_ref()
+            .map_or(1, |p| p.current_num_threads().min(n));
+        if parts == 1 {
+            return self.run_rows(program, outputs, inputs, 0, n);
+        }
+        // One contiguous share of the records per thread.
+        let pool = self.pool.as_ref().expect("several parts need the pool");
+        let shares: Vec<Result<Vec<Vec<f32>>>> = pool.install(|| {
+            use rayon::prelude::*;
+            (0..parts)
+                .into_par_iter()
+                .map(|i| {
+                    self.run_rows(program, outputs, inputs, i * n / parts, (i + 1) * n / parts)
+                })
+                .collect()
+        });
+        concatenate(outputs, shares)
     }
+}
+
+/// The outputs of consecutive runs joined in order (every output is record-major).
+fn concatenate(outputs: Outputs, runs: Vec<Result<Vec<Vec<f32>>>>) -> Result<Vec<Vec<f32>>> {
+    let mut joined: Vec<Vec<f32>> = vec![Vec::new(); outputs.outputs().len()];
+    for run in runs {
+        for (all, part) in joined.iter_mut().zip(run?) {
+            all.extend(part);
+        }
+    }
+    Ok(joined)
 }
