@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""vpfb's runtime against onnxruntime-python on the shipped models, each pair timed in the same run
+(this machine is shared and noisy: the ratios mean something, the absolute times less so).
+
+    cargo build --release -p vpfb-cli                      # tract
+    cargo build -p vpfb-cli --features ort                 # optional: the ort backend too (its
+                                                           # time is spent in libonnxruntime)
+    python3 -m pip install onnx onnxruntime numpy
+    ORT_DYLIB_PATH=.../onnxruntime/capi/libonnxruntime.so.1.x \\
+    python3 scripts/bench_runtime.py [--repeats 3] [--ort-vpfb target/debug/vpfb]
+
+Measures, one thread each unless stated:
+  - MLP (models/moons.onnx): RK4, 4 096 points x 100 steps: `vpfb sample` vs the same RK4 loop
+    over an onnxruntime session (400 runs of batch 4 096);
+  - UNet (models/fashion-mnist.onnx): 32 images x 8 Euler steps: `vpfb sample` vs the same loop;
+    evaluation throughput at batch 1 and 32 (`vpfb bench`) vs onnxruntime, and 2 threads vs 1;
+  - the size of the stripped release binary.
+Both sides compute the same outputs (psi, velocity, dpsi_dt): the contract evaluation.
+A ratio above 1 means vpfb is faster.
+"""
+import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
+
+import numpy as np
+import onnx
+import onnx.utils
+import onnxruntime as ort
+
+CONTRACT = ["psi", "velocity", "dpsi_dt"]
+FETCHES_ONLY = ort.RunOptions()
+FETCHES_ONLY.only_execute_path_to_fetches = True
+
+
+def contract_graph(path):
+    """The file's contract subgraph (x, t -> psi, velocity, dpsi_dt). onnxruntime runs every node of
+    a session whatever outputs a call asks for (the in-graph detector and the Hessian-vector product
+    cost it ~10x on the moons file), so it gets only what the contract needs: its best case, and
+    what vpfb's own ort backend does too."""
+    return onnx.utils.Extractor(onnx.load(path)).extract_model(["x", "t"], CONTRACT).SerializeToString()
+T0, T1 = 1e-5, 1.0 - 1e-5
+
+
+def session(path, threads):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(contract_graph(path), so, providers=["CPUExecutionProvider"])
+
+
+def ort_flow(path, shape, n, steps, solver):
+    """Seconds for one flow integration of n records over `steps` steps, like `vpfb sample`
+    (which loads the model too, so the session is created inside the timing)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, *shape)).astype(np.float32)
+    h = (T1 - T0) / steps
+    start = time.perf_counter()
+    sess = session(path, 1)
+
+    def v(x, t):
+        return sess.run(CONTRACT, {"x": x, "t": np.full(n, t, np.float32)}, FETCHES_ONLY)[1]
+
+    for i in range(steps):
+        t = T0 + i * h
+        if solver == "euler":
+            x = x + np.float32(h) * v(x, t)
+        else:
+            k1 = v(x, t)
+            k2 = v(x + np.float32(h / 2) * k1, t + h / 2)
+            k3 = v(x + np.float32(h / 2) * k2, t + h / 2)
+            k4 = v(x + np.float32(h) * k3, t + h)
+            x = x + np.float32(h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+    return time.perf_counter() - start
+
+
+def vpfb_flow(binary, model, n, steps, solver, backend="tract", threads=1):
+    out = os.path.join(tempfile.mkdtemp(), "s.npy")
+    cmd = [binary, "sample", "--model", model, "-n", str(n), "--solver", solver, "--steps", str(steps),
+           "--threads", str(threads), "--backend", backend, "--out", out]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def ort_throughput(sess, shape, n, seconds):
+    x = np.sin(np.arange(n * int(np.prod(shape)), dtype=np.float32) * 0.37).reshape(n, *shape)
+    t = np.full(n, 0.5, np.float32)
+    sess.run(CONTRACT, {"x": x, "t": t}, FETCHES_ONLY)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or calls < 3:
+        sess.run(CONTRACT, {"x": x, "t": t}, FETCHES_ONLY)
+        calls += 1
+    return calls * n / (time.perf_counter() - start)
+
+
+def vpfb_throughput(binary, model, batches, threads, seconds):
+    """records/s per batch size from `vpfb bench` (tract)."""
+    out = subprocess.run([binary, "bench", "--model", model, "--batches", ",".join(map(str, batches)),
+                          "--threads", str(threads), "--seconds", str(seconds), "--samples", "0"],
+                         check=True, capture_output=True, text=True).stdout
+    rates = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*tract\s+(\d+)\s+(\d+)\s+([\d.]+)", line)
+        if m and int(m.group(1)) == threads:
+            rates[int(m.group(2))] = float(m.group(3))
+    return rates
+
+
+def median_pair(f, g, repeats):
+    a, b = [], []
+    for _ in range(repeats):  # interleaved, so both see the same load
+        a.append(f())
+        b.append(g())
+    return statistics.median(a), statistics.median(b)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vpfb", default="target/release/vpfb")
+    ap.add_argument("--ort-vpfb", default=None, help="a vpfb built with --features ort (optional)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    a = ap.parse_args()
+    rows = []
+
+    def row(what, ours, theirs, unit, higher_is_better):
+        ratio = ours / theirs if higher_is_better else theirs / ours
+        rows.append((what, ours, theirs, unit, ratio))
+        print(f"{what:<44} vpfb {ours:>10.3f}  onnxruntime {theirs:>10.3f} {unit:<9} ratio {ratio:5.2f}x",
+              flush=True)
+
+    moons, fm = "models/moons.onnx", "models/fashion-mnist.onnx"
+    v, o = median_pair(lambda: vpfb_flow(a.vpfb, moons, 4096, 100, "rk4"),
+                       lambda: ort_flow(moons, (2,), 4096, 100, "rk4"), a.repeats)
+    row("MLP RK4 4096 x 100, 1 thread, tract", v, o, "s", False)
+    if a.ort_vpfb:
+        v, o = median_pair(lambda: vpfb_flow(a.ort_vpfb, moons, 4096, 100, "rk4", backend="ort"),
+                           lambda: ort_flow(moons, (2,), 4096, 100, "rk4"), a.repeats)
+        row("MLP RK4 4096 x 100, 1 thread, vpfb --backend ort", v, o, "s", False)
+    u1 = session(fm, 1)
+    v, o = median_pair(lambda: vpfb_flow(a.vpfb, fm, 32, 8, "euler"),
+                       lambda: ort_flow(fm, (1, 28, 28), 32, 8, "euler"), a.repeats)
+    row("UNet 32 images x 8 Euler, 1 thread", v, o, "s", False)
+    for n in (1, 32):
+        ours = statistics.median(vpfb_throughput(a.vpfb, fm, [n], 1, a.seconds)[n] for _ in range(a.repeats))
+        theirs = statistics.median(ort_throughput(u1, (1, 28, 28), n, a.seconds) for _ in range(a.repeats))
+        row(f"UNet evaluation, batch {n}, 1 thread", ours, theirs, "images/s", True)
+    one = vpfb_throughput(a.vpfb, fm, [32], 1, a.seconds)[32]
+    two = vpfb_throughput(a.vpfb, fm, [32], 2, a.seconds)[32]
+    print(f"{'UNet evaluation, batch 32: 2 threads / 1':<44} {two / one:5.2f}x (tract)")
+    stripped = os.path.join(tempfile.mkdtemp(), "vpfb")
+    shutil.copy(a.vpfb, stripped)
+    subprocess.run(["strip", stripped], check=True)
+    print(f"{'stripped release vpfb':<44} {os.path.getsize(stripped) / 1e6:.1f} MB "
+          f"(as built: {os.path.getsize(a.vpfb) / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
