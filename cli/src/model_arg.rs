@@ -18,7 +18,7 @@ pub struct RunOpts {
     #[arg(long, default_value = "tract")]
     pub backend: String,
     /// Threads (0 = backend default: 1 for tract, all cores for ort). tract splits a batch across
-    /// them; a single record uses them inside its operators.
+    /// them (a single record runs on one); ort uses them inside its operators.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }

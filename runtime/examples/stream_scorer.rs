@@ -22,8 +22,17 @@ fn main() -> Result<()> {
     let mut out = std::io::stdout().lock();
     for (i, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line.map_err(|e| vpfb_runtime::Error::Record(format!("stdin: {e}")))?;
-        let reply = match parse_record(&line).and_then(|record| model.score(&record)) {
-            Ok(r) => format!("{},{}", r.scores[0], u8::from(r.outliers[0])),
+        let d = model.record_len();
+        let reply = match parse_record(&line) {
+            Ok(record) if record.len() != d => format!(
+                "error: record {}: {} values, the model takes {d}",
+                i + 1,
+                record.len()
+            ),
+            Ok(record) => match model.score(&record) {
+                Ok(r) => format!("{},{}", r.scores[0], u8::from(r.outliers[0])),
+                Err(e) => format!("error: record {}: {e}", i + 1),
+            },
             Err(e) => format!("error: record {}: {e}", i + 1),
         };
         if writeln!(out, "{reply}").is_err() {

@@ -15,6 +15,12 @@ use crate::{Error, ModelFile, ModelMeta, Result};
 ///
 /// `Model` is itself a [`Backend`], so the lower-level functions of the crate (statistics,
 /// the detector, solvers) accept it as it is.
+///
+/// tract can panic on a malformed graph; loading and running catch that and return an error. To
+/// keep the panic's message off stderr, the first load wraps the process's panic hook (other
+/// panics still reach the previous hook). A program built with `panic = "abort"` cannot catch it:
+/// there a malformed graph aborts. tract's plans are built on the first evaluation of each run size,
+/// so a model's first call is slower than the next ones.
 pub struct Model {
     backend: Box<dyn Backend>,
 }
@@ -233,7 +239,8 @@ impl Backend for Model {
         self.backend.file()
     }
 
+    /// Checked: a short input or a wrong input count is an error, never a panic.
     fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-        self.backend.run(n, outputs, inputs)
+        crate::backend::run_checked(self.backend.as_ref(), n, outputs, inputs)
     }
 }

@@ -127,20 +127,40 @@ impl ModelFile {
         &self.proto
     }
 
-    /// The graph reduced to what computes `outputs` from the inputs `fed` (every other declared input
-    /// goes, and with it an initializer standing in as its default): only the nodes those outputs
-    /// need, and the initializers those nodes read. ONNX Runtime runs every node of a session
-    /// whatever outputs a call asks for, so each kind of call gets a session of its own subgraph.
+    /// The graph reduced to what computes `outputs` from the inputs `fed`: the nodes those outputs
+    /// need (found through a map of producers, so node order does not matter), the initializers
+    /// they read, and only the fed inputs (an input's default initializer goes when it is fed).
+    /// ONNX Runtime runs every node of a session whatever outputs a call asks for, so each kind of
+    /// call gets a session of its own subgraph.
+    #[cfg(feature = "ort")]
     pub(crate) fn subgraph(&self, outputs: &[&str], fed: &[&str]) -> pb::ModelProto {
-        use std::collections::HashSet;
+        use std::collections::{HashMap, HashSet};
         let mut proto = self.proto.clone();
         let graph = proto.graph.as_mut().expect("checked on load");
-        let mut needed: HashSet<String> = outputs.iter().map(|s| s.to_string()).collect();
+        let producer: HashMap<&str, usize> = graph
+            .node
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+            .collect();
+        let mut needed: HashSet<String> = HashSet::new();
         let mut keep = vec![false; graph.node.len()];
-        for (i, node) in graph.node.iter().enumerate().rev() {
-            if node.output.iter().any(|o| needed.contains(o)) {
-                keep[i] = true;
-                needed.extend(node.input.iter().filter(|s| !s.is_empty()).cloned());
+        let mut todo: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();
+        while let Some(name) = todo.pop() {
+            if !needed.insert(name.clone()) {
+                continue;
+            }
+            if let Some(&i) = producer.get(name.as_str()) {
+                if !keep[i] {
+                    keep[i] = true;
+                    todo.extend(
+                        graph.node[i]
+                            .input
+                            .iter()
+                            .filter(|s| !s.is_empty())
+                            .cloned(),
+                    );
+                }
             }
         }
         let mut k = keep.into_iter();

@@ -15,7 +15,7 @@ pub fn detector(model: &dyn Backend) -> Result<&Detector, Error> {
     model.file().meta.detector.as_ref().ok_or_else(|| {
         Error::Detector(format!(
             "{} has no fitted detector (format version {}); use a single-evaluation score \
-             (paper, grad-norm, recon) or fit one with `vpfb-train detector`",
+             (paper, grad-norm, recon), or fit one with vpfb-train",
             model.file().path.display(),
             model.file().meta.format_version
         ))
@@ -32,6 +32,8 @@ pub fn score_raw_many(
     let meta = &model.file().meta;
     let d = meta.record_len();
     meta.records_in(values.len())?;
+    // Once over all records, so an error counts records from the first.
+    meta.check_finite(values, |_| true)?;
     let det = if scores.contains(&Score::Detector) {
         Some(detector(model)?)
     } else {

@@ -144,3 +144,27 @@ fn log_likelihood_is_higher_on_the_data_than_far_from_it() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn bad_input_is_an_error_naming_the_place_never_a_panic() {
+    use vpfb_runtime::backend::Outputs;
+    use vpfb_runtime::Backend;
+    let model = moons();
+    // The public low-level call with a short input, and with an input missing.
+    let short = model.run(3, Outputs::Contract, &[&[0.0; 4], &[0.5; 3]]);
+    assert!(matches!(short, Err(Error::InputSize { .. })), "{short:?}");
+    let missing = model.run(1, Outputs::Hvp, &[&[0.0; 2], &[0.5]]);
+    assert!(
+        matches!(missing, Err(Error::InvalidArgument(_))),
+        "{missing:?}"
+    );
+    // A NaN far into a large batch (past the first chunk of 4 096 records) is named by its place
+    // in the whole input.
+    let mut records = vec![0.25; 2 * 5000];
+    records[2 * 4999 + 1] = f64::NAN;
+    let err = model.score(&records).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "record 5000, value 2: NaN is not a finite number"
+    );
+}

@@ -38,6 +38,10 @@ pub enum ExportError {
     Reload(#[from] RuntimeError),
     #[error("{0}")]
     Detector(RuntimeError),
+    #[error("calibrating the OOD scores: {0}")]
+    Calibration(candle_core::Error),
+    #[error("fitting the OOD detector: {0}")]
+    DetectorFit(Box<ExportError>),
     /// The export's settings contradict each other (the message says how).
     #[error("{0}")]
     Settings(String),

@@ -78,7 +78,8 @@ pub fn export_with_ood(
         ));
     }
     let d = meta.record_len();
-    let mut calibration = calibrate(pg, params, val, settings.default_score, &Device::Cpu)?;
+    let mut calibration = calibrate(pg, params, val, settings.default_score, &Device::Cpu)
+        .map_err(ExportError::Calibration)?;
     let detector = match &settings.detector {
         Some(opts) => {
             let det = fit_detector(
@@ -89,7 +90,8 @@ pub fn export_with_ood(
                 settings.detector_records,
                 opts,
                 progress,
-            )?;
+            )
+            .map_err(|e| ExportError::DetectorFit(Box::new(e)))?;
             calibration.default_score = Score::Detector.name().to_string();
             Some(det)
         }

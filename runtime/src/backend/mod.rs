@@ -79,14 +79,15 @@ pub trait Backend: Send + Sync {
     /// The validated file this backend runs.
     fn file(&self) -> &ModelFile;
 
-    /// Runs `n ≥ 1` records through one output selection. `inputs` follow
-    /// [`Outputs::inputs`], each already checked to hold `n` records; the result follows
-    /// [`Outputs::outputs`], each flattened.
+    /// Runs `n ≥ 1` records through one output selection: the one method a backend implements.
+    /// `inputs` follow [`Outputs::inputs`], each holding `n` records; the result follows
+    /// [`Outputs::outputs`], each flattened. The other methods call it through [`run_checked`],
+    /// which checks both sides; call that rather than `run` directly.
     fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>>;
 
     /// ψ, ∇ₓψ and ∂ψ/∂t for `t.len()` records `x` (model space).
     fn evaluate(&self, x: &[f32], t: &[f32]) -> Result<Evaluation> {
-        let n = check_batch(self.file(), x, t)?;
+        let n = check_batch(self.file(), INPUT_X, x, t)?;
         if n == 0 {
             return Ok(Evaluation {
                 psi: vec![],
@@ -94,25 +95,26 @@ pub trait Backend: Send + Sync {
                 dpsi_dt: vec![],
             });
         }
-        let mut out = self.run(n, Outputs::Contract, &[x, t])?.into_iter();
-        let mut next = || out.next().expect("three outputs");
+        let [psi, velocity, dpsi_dt] = run_checked(self, n, Outputs::Contract, &[x, t])?
+            .try_into()
+            .expect("run_checked returns one vector per output");
         Ok(Evaluation {
-            psi: next(),
-            velocity: next(),
-            dpsi_dt: next(),
+            psi,
+            velocity,
+            dpsi_dt,
         })
     }
 
     /// ∇ₓ²ψ(x, t)·probe for `t.len()` records (model space; `probe` shaped like `x`). Needs a file
     /// with the `hvp` output (format version 2).
     fn hvp(&self, x: &[f32], t: &[f32], probe: &[f32]) -> Result<Vec<f32>> {
-        let n = check_batch(self.file(), x, t)?;
-        check_batch(self.file(), probe, t)?;
+        let n = check_batch(self.file(), INPUT_X, x, t)?;
+        check_batch(self.file(), INPUT_PROBE, probe, t)?;
         require_hvp(self.file())?;
         if n == 0 {
             return Ok(vec![]);
         }
-        Ok(self.run(n, Outputs::Hvp, &[x, t, probe])?.remove(0))
+        Ok(run_checked(self, n, Outputs::Hvp, &[x, t, probe])?.remove(0))
     }
 
     /// The file's in-graph `anomaly_score` output for model-space records `x` (files with a
@@ -130,16 +132,66 @@ pub trait Backend: Send + Sync {
             return Ok(vec![]);
         }
         let t = vec![1.0f32; n];
-        Ok(self.run(n, Outputs::AnomalyScore, &[x, &t])?.remove(0))
+        Ok(run_checked(self, n, Outputs::AnomalyScore, &[x, &t])?.remove(0))
     }
+}
+
+/// [`Backend::run`] with its contract checked on both sides: `inputs` hold `n` records each (a
+/// caller of the public `run` gets an error, not a panic, for a short input) and the backend returns
+/// every output with `n` records.
+pub fn run_checked<B: Backend + ?Sized>(
+    backend: &B,
+    n: usize,
+    outputs: Outputs,
+    inputs: &[&[f32]],
+) -> Result<Vec<Vec<f32>>> {
+    let d = backend.file().meta.record_len();
+    let input_len = |name: &str| if is_x_like(name) { n * d } else { n };
+    let output_len = |name: &str| match name {
+        OUTPUT_VELOCITY | OUTPUT_HVP => n * d,
+        _ => n,
+    };
+    if inputs.len() != outputs.inputs().len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} inputs for {outputs:?}, which takes {:?}",
+            inputs.len(),
+            outputs.inputs()
+        )));
+    }
+    for (name, v) in outputs.inputs().iter().zip(inputs) {
+        if v.len() != input_len(name) {
+            return Err(Error::InputSize {
+                what: format!("{name} for {n} records of {d} values"),
+                found: v.len(),
+                expected: input_len(name),
+            });
+        }
+    }
+    let out = backend.run(n, outputs, inputs)?;
+    let complete = out.len() == outputs.outputs().len()
+        && outputs
+            .outputs()
+            .iter()
+            .zip(&out)
+            .all(|(name, v)| v.len() == output_len(name));
+    if !complete {
+        return Err(Error::Backend(format!(
+            "{} returned {} outputs of sizes {:?} for {n} records of {:?}",
+            backend.name(),
+            out.len(),
+            out.iter().map(Vec::len).collect::<Vec<_>>(),
+            outputs.outputs()
+        )));
+    }
+    Ok(out)
 }
 
 /// A clear error for files without an `hvp` output.
 pub(crate) fn require_hvp(file: &ModelFile) -> Result<()> {
     if !file.has_hvp() {
         return Err(Error::Backend(format!(
-            "{} has no `{OUTPUT_HVP}` output (format version {}); re-export it with this \
-             vpfb-train (`vpfb-train detector --model … --out …` upgrades a file)",
+            "{} has no `{OUTPUT_HVP}` output (format version {}); re-export it with a current \
+             vpfb-train, which upgrades a file in place",
             file.path.display(),
             file.meta.format_version
         )));
@@ -147,12 +199,13 @@ pub(crate) fn require_hvp(file: &ModelFile) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `x` holds `t.len()` records of the file's record length; returns the record count.
-fn check_batch(file: &ModelFile, x: &[f32], t: &[f32]) -> Result<usize> {
+/// Checks that `x` (the input named `name`) holds `t.len()` records of the file's record length;
+/// returns the record count.
+fn check_batch(file: &ModelFile, name: &str, x: &[f32], t: &[f32]) -> Result<usize> {
     let (n, d) = (t.len(), file.meta.record_len());
     if x.len() != n * d {
         return Err(Error::InputSize {
-            what: format!("x for {n} records of {d} values"),
+            what: format!("{name} for {n} records of {d} values"),
             found: x.len(),
             expected: n * d,
         });

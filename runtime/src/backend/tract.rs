@@ -158,7 +158,7 @@ impl Program {
 
 /// A model file prepared for evaluation with tract, with its own threads.
 ///
-/// A batch runs through the plan in runs of a few records ([`TractModel::rows_per_run`]); with
+/// A batch runs through the plan in runs of a few records (256 records of a vector model, one image); with
 /// more than one thread, each thread takes a contiguous share of the records (data parallelism:
 /// tract's threading inside operators made our graphs no faster, and single records slower).
 pub struct TractModel {

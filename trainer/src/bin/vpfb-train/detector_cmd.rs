@@ -38,8 +38,12 @@ pub fn run(a: DetectorCmdArgs) -> Result<()> {
         .map(str::parse)
         .transpose()
         .context("--data")?;
-    let (records, source) = refit_records(&file, spec.as_ref())
-        .with_context(|| format!("the records to fit {} on", a.model.display()))?;
+    let (records, source) = refit_records(&file, spec.as_ref()).with_context(|| {
+        format!(
+            "the records to fit {} on (--data chooses them)",
+            a.model.display()
+        )
+    })?;
     let d = file.meta.record_len();
     println!("refitting on {} records: {source}", records.len() / d);
     let val: Vec<f32> = to_model_space(&file.meta.normalization, &records, d)
