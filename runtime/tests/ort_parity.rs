@@ -7,7 +7,7 @@
 
 use vpfb_runtime::sampling::sample;
 use vpfb_runtime::solver::Solver;
-use vpfb_runtime::{open, BackendKind, LoadOptions, ModelFile};
+use vpfb_runtime::{open, Backend, BackendKind, LoadOptions, ModelFile};
 
 fn ort_available() -> bool {
     if std::env::var_os("ORT_DYLIB_PATH").is_some() {
@@ -21,6 +21,21 @@ fn ort_available() -> bool {
         "SKIPPED: ORT_DYLIB_PATH not set (point it at the onnxruntime wheel's libonnxruntime.so)"
     );
     false
+}
+
+/// The file opened with each backend, one thread each.
+fn tract_and_ort(file: ModelFile) -> (Box<dyn Backend>, Box<dyn Backend>) {
+    let with = |backend| {
+        open(
+            file.clone(),
+            &LoadOptions {
+                backend,
+                threads: 1,
+            },
+        )
+        .unwrap()
+    };
+    (with(BackendKind::Tract), with(BackendKind::Ort))
 }
 
 fn rel(a: &[f32], b: &[f32]) -> f64 {
@@ -39,22 +54,7 @@ fn tract_and_ort_agree_on_the_shipped_models() {
     for name in ["moons", "checkerboard"] {
         let path = vpfb_testkit::shipped_model(&format!("{name}.onnx"));
         let file = ModelFile::load(&path).unwrap();
-        let tract = open(
-            file.clone(),
-            &LoadOptions {
-                backend: BackendKind::Tract,
-                threads: 1,
-            },
-        )
-        .unwrap();
-        let ort = open(
-            file,
-            &LoadOptions {
-                backend: BackendKind::Ort,
-                threads: 1,
-            },
-        )
-        .unwrap();
+        let (tract, ort) = tract_and_ort(file);
         for n in [1usize, 7, 4096] {
             let x: Vec<f32> = (0..2 * n)
                 .map(|i| ((i as f32) * 0.618).sin() * 2.5)
@@ -95,22 +95,7 @@ fn hvp_and_in_graph_detector_agree_across_backends() {
             .detector
             .clone()
             .expect("shipped models carry a detector");
-        let tract = open(
-            file.clone(),
-            &LoadOptions {
-                backend: BackendKind::Tract,
-                threads: 1,
-            },
-        )
-        .unwrap();
-        let ort = open(
-            file,
-            &LoadOptions {
-                backend: BackendKind::Ort,
-                threads: 1,
-            },
-        )
-        .unwrap();
+        let (tract, ort) = tract_and_ort(file);
         let n = 64;
         let x: Vec<f32> = (0..2 * n)
             .map(|i| ((i as f32) * 0.618).sin() * 2.5)
