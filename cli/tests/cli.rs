@@ -138,25 +138,15 @@ fn streaming_10000_lines_with_malformed_ones_gives_10000_lines_in_order() {
             )),
         }
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vpfb"))
-        .args([
+    let lines = vpfb_stdin(
+        &[
             os("score"),
             os("--model"),
             moons().as_os_str(),
             os("--stream"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    output_ok(&out);
-    let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
+        ],
+        input,
+    );
     assert_eq!(lines.len(), 10_000);
     for (i, (line, bad)) in lines.iter().zip(&expect_error).enumerate() {
         if *bad {
@@ -326,8 +316,24 @@ fn compose_of_a_model_with_itself_at_half_weight_is_the_model() {
         1e-4,
         "composed vs single",
     );
-    // Different normalisations are refused.
+    // Models with different normalisations compose in the reference model's space, with a note.
     let checker = repo().join("models/checkerboard.onnx");
+    let out = vpfb(&[
+        os("compose"),
+        os("--model"),
+        m.as_os_str(),
+        os("--model"),
+        checker.as_os_str(),
+        os("--reference"),
+        os("2"),
+        os("-n"),
+        os("20"),
+        os("--out"),
+        composed.as_os_str(),
+    ]);
+    output_ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("normalises its data differently"));
+    assert_eq!(numbers(&composed).len(), 40);
     fails_cleanly(
         &[
             os("compose"),
@@ -335,10 +341,125 @@ fn compose_of_a_model_with_itself_at_half_weight_is_the_model() {
             m.as_os_str(),
             os("--model"),
             checker.as_os_str(),
+            os("--reference"),
+            os("3"),
             os("--out"),
             composed.as_os_str(),
         ],
-        "normalise data differently",
+        "--reference 3 is not one of the 2 models",
+    );
+}
+
+/// Runs `vpfb` with `input` on stdin and returns its stdout lines.
+fn vpfb_stdin(args: &[&std::ffi::OsStr], input: String) -> Vec<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vpfb"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output_ok(&out);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn inpaint_fills_each_records_own_gaps_in_batch_and_stream() {
+    let dir = scratch("inpaint-gaps");
+    // Empty cells, nan and NA mark gaps; the header and known cells come back exactly.
+    let rows = [
+        "0.1234567890123,",
+        "nan,-0.25",
+        "1.5,0.75",
+        ",NA",
+        "NaN,0.3",
+    ];
+    let input = dir.join("gaps.csv");
+    std::fs::write(&input, format!("a,b\n{}\n", rows.join("\n"))).unwrap();
+    let filled = dir.join("filled.csv");
+    let out = vpfb(&[
+        os("inpaint"),
+        os("--input"),
+        input.as_os_str(),
+        os("--out"),
+        filled.as_os_str(),
+    ]);
+    output_ok(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("filled 5 values in 4 of 5 records"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&filled).unwrap();
+    let batch: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(batch.len(), 5);
+    for (given, done) in rows.iter().zip(&batch) {
+        for (g, d) in given.split(',').zip(done.split(',')) {
+            let d: f64 = d.parse().unwrap();
+            assert!(d.is_finite(), "{done}");
+            if let Ok(g) = g.parse::<f64>() {
+                if g.is_finite() {
+                    assert_eq!(g.to_bits(), d.to_bits(), "{given} -> {done}");
+                }
+            }
+        }
+    }
+    // The stream completes the same records the same way (record N uses seed + N − 1), and a bad
+    // line gets one error line while the stream goes on.
+    let mut input = rows[..4].join("\n");
+    input.push_str("\n1.0,abc\n1.0\n");
+    input.push_str(rows[4]);
+    input.push('\n');
+    let lines = vpfb_stdin(&[os("inpaint"), os("--stream")], input);
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    assert!(
+        lines[4].starts_with("error: record 5: column 2: `abc`"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[5].starts_with("error: record 6: 1 values"),
+        "{lines:?}"
+    );
+    let close = |a: &str, b: &str| {
+        a.split(',')
+            .zip(b.split(','))
+            .all(|(x, y)| (x.parse::<f64>().unwrap() - y.parse::<f64>().unwrap()).abs() < 1e-4)
+    };
+    for i in 0..4 {
+        assert!(close(&lines[i], batch[i]), "{} vs {}", lines[i], batch[i]);
+    }
+    // A table without gaps and without --unknown has nothing to fill.
+    let full = dir.join("full.csv");
+    std::fs::write(&full, "1,2\n3,4\n").unwrap();
+    fails_cleanly(
+        &[
+            os("inpaint"),
+            os("--input"),
+            full.as_os_str(),
+            os("--out"),
+            filled.as_os_str(),
+        ],
+        "no missing cells",
+    );
+    fails_cleanly(
+        &[
+            os("inpaint"),
+            os("--input"),
+            full.as_os_str(),
+            os("--conditioning"),
+            os("replace"),
+            os("--out"),
+            filled.as_os_str(),
+        ],
+        "not a conditioning scheme",
     );
 }
 

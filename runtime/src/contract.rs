@@ -87,6 +87,17 @@ impl Normalization {
         }
     }
 
+    /// The map as one `raw = model · scale + offset` per feature: `(offset, scale)`, `features` each.
+    pub fn per_feature(&self, features: usize) -> (Vec<f64>, Vec<f64>) {
+        match self {
+            Normalization::Standardize { mean, std } => (mean.clone(), std.clone()),
+            Normalization::Affine { offset, scale } => {
+                (vec![*offset; features], vec![*scale; features])
+            }
+            Normalization::Identity => (vec![0.0; features], vec![1.0; features]),
+        }
+    }
+
     /// log |det ∂model/∂raw| for records of `values` values: what a density in model space gains
     /// when it is expressed in raw units.
     pub fn log_abs_det_to_model(&self, values: usize) -> f64 {

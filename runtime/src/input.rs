@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::io::{read_records, Records};
+use crate::io::{read_records_cells, Cells, Records};
 use crate::{images, Error, ModelMeta, Result};
 
 fn extension(path: &Path) -> String {
@@ -23,6 +23,11 @@ pub fn is_image_input(path: &Path) -> bool {
 /// Reads raw records for a model described by `meta`; the record size (or image shape) must be the
 /// model's.
 pub fn read_for_model(path: &Path, meta: &ModelMeta) -> Result<Records> {
+    read_for_model_cells(path, meta, Cells::Finite)
+}
+
+/// [`read_for_model`] with tables accepting the cells `cells` allows (images have no gaps).
+pub fn read_for_model_cells(path: &Path, meta: &ModelMeta, cells: Cells) -> Result<Records> {
     let d = meta.record_len();
     let mismatch = |reason: String| {
         Err(Error::Format {
@@ -49,7 +54,7 @@ pub fn read_for_model(path: &Path, meta: &ModelMeta) -> Result<Records> {
             values: set.pixels,
         });
     }
-    let records = read_records(path)?;
+    let records = read_records_cells(path, cells)?;
     if records.cols != d {
         return mismatch(format!("has {} columns, the model takes {d}", records.cols));
     }

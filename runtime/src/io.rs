@@ -32,12 +32,40 @@ impl Records {
     }
 }
 
+/// Which cells a reader accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Cells {
+    /// Finite numbers only.
+    #[default]
+    Finite,
+    /// Finite numbers and missing values, read as NaN: in CSV an empty cell, `nan` or `NA` (any
+    /// case); in NPY a NaN. Infinities are still refused.
+    Gaps,
+}
+
+/// Whether a CSV cell marks a missing value.
+fn is_missing(cell: &str) -> bool {
+    cell.is_empty() || cell.eq_ignore_ascii_case("nan") || cell.eq_ignore_ascii_case("na")
+}
+
 /// Parses one CSV record of numbers (used for streaming too).
 pub fn parse_record(line: &str) -> Result<Vec<f64>> {
+    parse_cells(line, Cells::Finite)
+}
+
+/// Parses one CSV record of numbers and missing values (NaN), as [`Cells::Gaps`] describes.
+pub fn parse_record_with_gaps(line: &str) -> Result<Vec<f64>> {
+    parse_cells(line, Cells::Gaps)
+}
+
+fn parse_cells(line: &str, cells: Cells) -> Result<Vec<f64>> {
     line.split(',')
         .enumerate()
         .map(|(j, c)| {
             let c = c.trim();
+            if cells == Cells::Gaps && is_missing(c) {
+                return Ok(f64::NAN);
+            }
             let v: f64 = c
                 .parse()
                 .map_err(|_| Error::Record(format!("column {}: `{c}` is not a number", j + 1)))?;
@@ -55,6 +83,12 @@ pub fn parse_record(line: &str) -> Result<Vec<f64>> {
 
 /// Reads a CSV of numbers; the first line is a header when any of its cells is not a number.
 pub fn read_csv(path: &Path) -> Result<Records> {
+    read_csv_cells(path, Cells::Finite)
+}
+
+/// [`read_csv`] accepting the cells `cells` allows. With [`Cells::Gaps`] the first line is a header
+/// when one of its cells is neither a number nor a missing value.
+pub fn read_csv_cells(path: &Path, cells: Cells) -> Result<Records> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
@@ -69,14 +103,18 @@ pub fn read_csv(path: &Path) -> Result<Records> {
         .filter(|(_, l)| !l.trim().is_empty())
         .peekable();
     if let Some(&(_, first)) = lines.peek() {
-        if first.split(',').any(|c| c.trim().parse::<f64>().is_err()) {
+        let header_cell = |c: &str| {
+            let c = c.trim();
+            c.parse::<f64>().is_err() && !(cells == Cells::Gaps && is_missing(c))
+        };
+        if first.split(',').any(header_cell) {
             lines.next();
         }
     }
     let mut cols = 0;
     let mut values = Vec::new();
     for (i, line) in lines {
-        let rec = parse_record(line).map_err(|e| fmt(format!("line {}, {e}", i + 1)))?;
+        let rec = parse_cells(line, cells).map_err(|e| fmt(format!("line {}, {e}", i + 1)))?;
         if cols == 0 {
             cols = rec.len();
         } else if rec.len() != cols {
@@ -96,6 +134,11 @@ pub fn read_csv(path: &Path) -> Result<Records> {
 
 /// Reads a `.npy` array of float32 or float64, 1-D (one column) or 2-D, C order.
 pub fn read_npy(path: &Path) -> Result<Records> {
+    read_npy_cells(path, Cells::Finite)
+}
+
+/// [`read_npy`] accepting the cells `cells` allows (with [`Cells::Gaps`], NaN marks a missing value).
+pub fn read_npy_cells(path: &Path, cells: Cells) -> Result<Records> {
     let bytes = std::fs::read(path).map_err(|source| Error::Read {
         path: path.into(),
         source,
@@ -164,7 +207,8 @@ pub fn read_npy(path: &Path) -> Result<Records> {
             .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect()
     };
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+    let refused = |v: &f64| !(v.is_finite() || (cells == Cells::Gaps && v.is_nan()));
+    if let Some(i) = values.iter().position(refused) {
         return Err(fmt(&format!(
             "row {}, column {}: not a finite number",
             i / cols.max(1) + 1,
@@ -179,13 +223,18 @@ pub fn read_npy(path: &Path) -> Result<Records> {
 
 /// Reads `.npy` or CSV by extension.
 pub fn read_records(path: &Path) -> Result<Records> {
+    read_records_cells(path, Cells::Finite)
+}
+
+/// [`read_records`] accepting the cells `cells` allows.
+pub fn read_records_cells(path: &Path, cells: Cells) -> Result<Records> {
     if path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
     {
-        read_npy(path)
+        read_npy_cells(path, cells)
     } else {
-        read_csv(path)
+        read_csv_cells(path, cells)
     }
 }
 

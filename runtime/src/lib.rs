@@ -65,11 +65,13 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod backend;
+pub mod composition;
 pub mod contract;
 mod error;
-pub mod generation;
 pub mod images;
+pub mod imputation;
 pub mod input;
+pub mod interpolation;
 pub mod io;
 pub mod likelihood;
 pub mod mask;
@@ -83,9 +85,10 @@ pub mod solver;
 #[cfg(feature = "ort")]
 pub use backend::OrtModel;
 pub use backend::{open, Backend, BackendKind, Evaluation, LoadOptions, TractModel};
+pub use composition::Composition;
 pub use contract::{ModelMeta, Normalization, OodCalibration, ScoreCalibration};
 pub use error::{ContractError, Error, Result};
-pub use generation::Composition;
+pub use imputation::{Conditioning, ImputeOptions};
 pub use io::Records;
 pub use likelihood::{LogLikelihood, Trace};
 pub use model::{FlowOptions, Generated, LikelihoodOptions, Model, ScoreOptions, ScoreReport};

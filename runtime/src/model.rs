@@ -1,10 +1,11 @@
 //! [`Model`]: a model file opened with a backend, and the jobs a program runs with it — scoring,
-//! sampling, interpolation, inpainting, log-likelihood — taking and returning records in raw units
+//! sampling, interpolation, imputation and inpainting, log-likelihood — taking and returning records in raw units
 //! (the data's own units; the file's normalisation is applied inside).
 
 use std::path::{Path, PathBuf};
 
 use crate::backend::{open, Backend, LoadOptions, Outputs};
+use crate::imputation::ImputeOptions;
 use crate::io::Records;
 use crate::likelihood::{log_likelihood_raw, LogLikelihood, Trace};
 use crate::ood::Score;
@@ -178,21 +179,46 @@ impl Model {
             ));
         }
         let (values, stats) =
-            crate::generation::interpolate(self, frames, options.solver, options.seed)?;
+            crate::interpolation::interpolate(self, frames, options.solver, options.seed)?;
         Ok(self.generated(values, stats))
     }
 
-    /// Completes raw `records`: the values where `unknown` (one flag per value of a record) is
-    /// true start from noise and follow the flow; the others stay exactly as given. Unknown places
-    /// may hold anything (NaN for a missing reading); known ones must be finite.
+    /// Completes raw `records` whose missing values are NaN: each record's NaN places start from
+    /// noise and follow the flow, steered by that record's known values, which come back exactly as
+    /// given. Records without NaN pass through; a record of NaN only is a plain sample.
+    pub fn impute(&self, records: &[f64], options: &ImputeOptions) -> Result<Generated> {
+        let unknown: Vec<bool> = records.iter().map(|v| v.is_nan()).collect();
+        self.fill(records, &unknown, options)
+    }
+
+    /// Completes raw `records` in the places where `unknown` (one flag per value of a record, the
+    /// same for every record: e.g. an image region) is true, as [`Model::impute`] does for NaN.
+    /// Unknown places may hold anything; known ones must be finite.
     pub fn inpaint(
         &self,
         records: &[f64],
         unknown: &[bool],
-        options: &FlowOptions,
+        options: &ImputeOptions,
     ) -> Result<Generated> {
-        let (values, stats) =
-            crate::generation::inpaint(self, records, unknown, options.solver, options.seed)?;
+        let d = self.record_len();
+        if unknown.len() != d {
+            return Err(Error::InvalidArgument(format!(
+                "the mask has {} flags, the model's records have {d} values",
+                unknown.len()
+            )));
+        }
+        let all: Vec<bool> = (0..records.len()).map(|i| unknown[i % d]).collect();
+        self.fill(records, &all, options)
+    }
+
+    /// Completes raw `records` where `unknown` (one flag per value of every record) is true.
+    pub fn fill(
+        &self,
+        records: &[f64],
+        unknown: &[bool],
+        options: &ImputeOptions,
+    ) -> Result<Generated> {
+        let (values, stats) = crate::imputation::fill(self, records, unknown, options)?;
         Ok(self.generated(values, stats))
     }
 

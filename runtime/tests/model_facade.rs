@@ -1,8 +1,9 @@
 //! The `Model` façade on the shipped models: what an embedding program relies on.
 
+use vpfb_runtime::solver::{integrate, VelocityField, T_END, T_START};
 use vpfb_runtime::{
-    BackendKind, Composition, Error, FlowOptions, LikelihoodOptions, LoadOptions, Model, Score,
-    ScoreOptions, Solver,
+    BackendKind, Composition, Error, FlowOptions, ImputeOptions, LikelihoodOptions, LoadOptions,
+    Model, Score, ScoreOptions, Solver,
 };
 use vpfb_testkit::shipped_model;
 
@@ -73,29 +74,31 @@ fn score_options_pick_the_score_and_threshold() {
 fn inpaint_accepts_nan_in_unknown_places_only() {
     let model = moons();
     let records = [0.5, f64::NAN, -0.5, f64::NAN];
-    let done = model.inpaint(&records, &[false, true], &FAST).unwrap();
+    let fast = ImputeOptions {
+        flow: FAST,
+        ..ImputeOptions::default()
+    };
+    let done = model.inpaint(&records, &[false, true], &fast).unwrap();
     assert_eq!(done.records.rows(), 2);
     assert_eq!(
         (done.records.row(0)[0], done.records.row(1)[0]),
         (0.5, -0.5)
     );
     assert!(done.records.values.iter().all(|v| v.is_finite()));
-    let err = model.inpaint(&records, &[true, false], &FAST).unwrap_err();
+    let err = model.inpaint(&records, &[true, false], &fast).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "record 1, value 2: NaN is not a finite number"
+        "record 1, value 2: NaN is a known value but not a finite number"
     );
     assert!(matches!(
-        model.inpaint(&records, &[true], &FAST),
+        model.inpaint(&records, &[true], &fast),
         Err(Error::InvalidArgument(_))
     ));
 }
 
 #[test]
 fn compositions_refuse_what_cannot_be_added() {
-    let (a, b) = (moons(), moons());
-    let both = Composition::new(&[(&a, 1.0), (&b, 1.0)]).unwrap();
-    assert_eq!(both.sample(50, &FAST).unwrap().records.rows(), 50);
+    let a = moons();
     assert!(matches!(
         Composition::new(&[]),
         Err(Error::InvalidArgument(_))
@@ -104,15 +107,67 @@ fn compositions_refuse_what_cannot_be_added() {
         Composition::new(&[(&a, f64::INFINITY)]),
         Err(Error::InvalidArgument(_))
     ));
-    // The shipped checkerboard model standardises with other means and scales than moons.
+    assert!(matches!(
+        Composition::with_reference(&[(&a, 1.0)], 1),
+        Err(Error::InvalidArgument(_))
+    ));
+    let image = Model::load(shipped_model("fashion-mnist.onnx")).unwrap();
+    let err = Composition::new(&[(&a, 1.0), (&image, 1.0)]).err().unwrap();
+    assert!(err.to_string().contains("data shape"), "{err}");
+}
+
+#[test]
+fn same_normalisation_composition_is_the_weighted_sum_of_velocities() {
+    let (a, b) = (moons(), moons());
+    let both = Composition::new(&[(&a, 0.3), (&b, 0.9)]).unwrap();
+    let x = [0.1f32, -0.4, 1.2, 0.3, -2.0, 0.7];
+    let single = a.velocity(&x, 0.6).unwrap();
+    let composed = both.velocity(&x, 0.6).unwrap();
+    for (c, s) in composed.iter().zip(&single) {
+        assert!(
+            (c - 1.2 * s).abs() <= 1e-5 * s.abs().max(1.0),
+            "{c} vs 1.2·{s}"
+        );
+    }
+}
+
+#[test]
+fn a_model_composed_in_another_models_space_follows_its_own_flow() {
+    // moons alone (checkerboard at weight 0), run in checkerboard's normalised space from the image
+    // of moons' noise there, must land on the samples moons gives from that noise: the state map and
+    // the velocity's Jacobian map are exact, only the starting point moves.
+    let moons_model = moons();
     let checker = Model::load(shipped_model("checkerboard.onnx")).unwrap();
-    let err = Composition::new(&[(&a, 1.0), (&checker, 1.0)])
-        .err()
-        .unwrap();
-    assert!(
-        err.to_string().contains("normalise data differently"),
-        "{err}"
-    );
+    let solver = Solver::Rk4 { steps: 30 };
+    let noise = [0.3f32, -1.1, -0.8, 0.4, 1.7, 0.2];
+    let mut direct = noise.to_vec();
+    integrate(&moons_model, &mut direct, solver, T_START, T_END).unwrap();
+    let raw = moons_model
+        .meta()
+        .normalization
+        .to_raw(&direct.iter().map(|&v| v as f64).collect::<Vec<_>>(), 2);
+    let comp = Composition::with_reference(&[(&moons_model, 1.0), (&checker, 0.0)], 1).unwrap();
+    assert_eq!(comp.normalization(), &checker.meta().normalization);
+    let to_checker = |m: &[f64]| {
+        let r = moons_model.meta().normalization.to_raw(m, 2);
+        checker.meta().normalization.to_model(&r, 2)
+    };
+    let mut x: Vec<f32> = to_checker(&noise.iter().map(|&v| v as f64).collect::<Vec<_>>())
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+    integrate(&comp, &mut x, solver, T_START, T_END).unwrap();
+    let composed = checker
+        .meta()
+        .normalization
+        .to_raw(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), 2);
+    for (c, d) in composed.iter().zip(&raw) {
+        assert!((c - d).abs() < 1e-3, "{composed:?} vs {raw:?}");
+    }
+    // And models with different normalisations compose (they were refused before).
+    let both = Composition::new(&[(&moons_model, 1.0), (&checker, 1.0)]).unwrap();
+    let s = both.sample(100, &FAST).unwrap();
+    assert!(s.records.values.iter().all(|v| v.is_finite()));
 }
 
 #[test]
