@@ -227,3 +227,75 @@ fn fit_resume_export_on_a_csv_table() {
     assert!(m.has_hvp() && m.has_anomaly_score());
     assert_eq!(m.meta.training.as_ref().unwrap()["steps"], 40);
 }
+
+#[test]
+fn normalization_from_stores_exactly_the_given_models_normalisation() {
+    let dir = scratch("fit-normalization-from");
+    let moons = vpfb_testkit::shipped_model("moons.onnx");
+    let given = vpfb_runtime::ModelFile::load(&moons)
+        .unwrap()
+        .meta
+        .normalization;
+    let run_dir = dir.join("run");
+    let model = dir.join("circles.onnx");
+    let moons_s = moons.to_str().unwrap();
+    let out = run(
+        vpfb_train(),
+        &[
+            "fit",
+            "--data",
+            "circles",
+            "--steps",
+            "5",
+            "--hidden",
+            "8",
+            "--layers",
+            "1",
+            "--no-eval",
+            "--normalization-from",
+            moons_s,
+            "--out",
+            run_dir.to_str().unwrap(),
+        ],
+    );
+    output_ok(&out);
+    output_ok(&run(
+        vpfb_train(),
+        &[
+            "export",
+            "--run",
+            run_dir.to_str().unwrap(),
+            "--out",
+            model.to_str().unwrap(),
+        ],
+    ));
+    let stored = vpfb_runtime::ModelFile::load(&model)
+        .unwrap()
+        .meta
+        .normalization;
+    assert_eq!(
+        stored, given,
+        "bit-exact copy of the moons model's normalisation"
+    );
+    // Records of another shape are refused before anything is written.
+    let csv = dir.join("three.csv");
+    let rows: String = (0..20)
+        .map(|i| format!("{i},{},{}\n", i * i, 20 - i))
+        .collect();
+    std::fs::write(&csv, rows).unwrap();
+    fails_cleanly(
+        &[
+            "fit",
+            "--data",
+            &format!("csv:{}", csv.display()),
+            "--steps",
+            "5",
+            "--normalization-from",
+            moons_s,
+            "--out",
+            dir.join("bad").to_str().unwrap(),
+        ],
+        "shape [2], the data's [3]",
+    );
+    assert!(!dir.join("bad").exists());
+}

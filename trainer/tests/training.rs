@@ -34,6 +34,7 @@ fn config(steps: usize, lr: f64) -> RunConfig {
         seed: 3,
         checkpoint_every: 20,
         log_every: 1,
+        normalization: None,
     }
 }
 

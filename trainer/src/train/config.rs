@@ -1,6 +1,7 @@
 //! Everything that defines a run; stored in the checkpoint JSON so `--resume` and `export` need no flags.
 
 use serde::{Deserialize, Serialize};
+use vpfb_runtime::Normalization;
 
 use crate::data::DataSpec;
 use crate::loss::LossConfig;
@@ -39,4 +40,8 @@ pub struct RunConfig {
     pub checkpoint_every: usize,
     /// Write a loss-log row every this many steps.
     pub log_every: usize,
+    /// The normalisation to train in instead of the one computed from the data (taken from another
+    /// model with `--normalization-from`, so the two share one model space and compose exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalization: Option<Normalization>,
 }

@@ -100,6 +100,23 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> FitError + '_ {
     }
 }
 
+/// Refuses a given normalisation that does not fit records of `dim` values.
+fn check_normalization(n: &Normalization, dim: usize) -> Result<(), FitError> {
+    let (offset, scale) = n.per_feature(dim);
+    if offset.len() != dim {
+        return Err(FitError::Invalid(format!(
+            "the given normalisation is for records of {} values, the data has {dim}",
+            offset.len()
+        )));
+    }
+    if scale.iter().chain(&offset).any(|v| !v.is_finite()) || scale.iter().any(|&s| !(s > 0.0)) {
+        return Err(FitError::Invalid(
+            "the given normalisation needs finite offsets and positive scales".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Trainer {
     fn assemble(
         config: RunConfig,
@@ -149,7 +166,13 @@ impl Trainer {
         }
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let (pg, dataset, varmap) = Self::assemble(config.clone(), device.clone())?;
-        let normalization = dataset.normalization()?;
+        let normalization = match &config.normalization {
+            Some(given) => {
+                check_normalization(given, dataset.dim())?;
+                given.clone()
+            }
+            None => dataset.normalization()?,
+        };
         let opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap))?;
         let csv = dir.join(LOSS_CSV);
         crate::export::write_atomic(&csv, format!("{LOSS_HEADER}\n").as_bytes())

@@ -9,6 +9,8 @@ use vpfb_trainer::nn::{MlpConfig, UnetConfig, UnetPreset};
 use vpfb_trainer::optim::OptimConfig;
 use vpfb_trainer::train::{sample_quality, write_plots, ArchConfig, RunConfig, Trainer};
 
+use vpfb_runtime::{ModelFile, Normalization};
+
 use crate::progress::Reporter;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -115,6 +117,11 @@ pub struct FitArgs {
     /// Run folder: checkpoints, loss.csv, plots, metrics.json.
     #[arg(long)]
     out: PathBuf,
+    /// Train in the normalised space of this model file (its per-feature offsets and scales) instead
+    /// of standardising the data: models meant to be composed with `vpfb compose` then share one
+    /// space exactly. The model's records must have the data's shape.
+    #[arg(long, conflicts_with = "resume")]
+    normalization_from: Option<PathBuf>,
     /// Continue the run in --out from its checkpoint (bit-identical to an uninterrupted run).
     #[arg(long)]
     resume: bool,
@@ -202,6 +209,20 @@ fn loss_config(a: &FitArgs) -> LossConfig {
     c
 }
 
+/// The normalisation stored in the model file at `path`, whose records must have `shape`.
+fn normalization_from(path: &std::path::Path, shape: &[usize]) -> Result<Normalization> {
+    let file = ModelFile::load(path)
+        .with_context(|| format!("--normalization-from {}", path.display()))?;
+    if file.meta.data_shape != shape {
+        bail!(
+            "--normalization-from {}: the model's records have shape {:?}, the data's {shape:?}",
+            path.display(),
+            file.meta.data_shape
+        );
+    }
+    Ok(file.meta.normalization)
+}
+
 pub fn run(a: FitArgs) -> Result<()> {
     let device = vpfb_trainer::device::parse_device(&a.device).context("--device")?;
     let mut trainer = if a.resume {
@@ -247,6 +268,10 @@ pub fn run(a: FitArgs) -> Result<()> {
             seed: a.seed,
             checkpoint_every: a.checkpoint_every,
             log_every: a.log_every,
+            normalization: match &a.normalization_from {
+                Some(path) => Some(normalization_from(path, &shape)?),
+                None => None,
+            },
         };
         Trainer::create(config, &a.out, device)
             .with_context(|| format!("starting a run in {}", a.out.display()))?

@@ -26,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a potential (or continue a run with --resume).
-    Fit(fit_cmd::FitArgs),
+    Fit(Box<fit_cmd::FitArgs>),
     /// Export a run's EMA weights to a model file, verified, OOD-calibrated and with a fitted
     /// multi-time OOD detector.
     Export(export_cmd::ExportArgs),
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Fit(a) => fit_cmd::run(a),
+        Command::Fit(a) => fit_cmd::run(*a),
         Command::Export(a) => export_cmd::run(a),
         Command::Detector(a) => detector_cmd::run(a),
         Command::Init(a) => init_cmd::run(a),
