@@ -74,7 +74,13 @@ pub struct ComposeArgs {
     /// starts the flow and its normalisation maps the result to raw units.
     #[arg(long, default_value_t = 1)]
     reference: usize,
-    /// One weight per model (default: 1 each); the velocity is Σ wₖ ∇ψₖ.
+    /// `langevin`: annealed Langevin dynamics on the weighted sum of the models' scores, which
+    /// samples the product Πₖ pₖ^wₖ (--steps evaluations of every model); `flow`: integrate the
+    /// summed velocities Σ wₖ vₖ with --solver (a cheaper heuristic for the product).
+    #[arg(long, default_value = "langevin")]
+    sampler: String,
+    /// One weight per model (default: 1 each): the product Πₖ pₖ^wₖ (langevin) or the velocity
+    /// Σ wₖ vₖ (flow).
     #[arg(long = "weight", num_args = 1, allow_negative_numbers = true)]
     weights: Vec<f64>,
     /// Number of samples.
@@ -93,6 +99,11 @@ pub fn compose_cmd(a: ComposeArgs) -> Result<()> {
     if a.models.len() < 2 {
         bail!("compose needs at least two --model");
     }
+    let langevin = match a.sampler.as_str() {
+        "langevin" => true,
+        "flow" => false,
+        other => bail!("--sampler `{other}` is neither langevin nor flow"),
+    };
     if a.n == 0 {
         bail!("-n must be positive");
     }
@@ -134,9 +145,13 @@ pub fn compose_cmd(a: ComposeArgs) -> Result<()> {
             );
         }
     }
-    let samples = comp
-        .sample(a.n, &a.solver.flow_options(a.solver.seed)?)
-        .context("sampling the composition")?;
+    let options = a.solver.flow_options(a.solver.seed)?;
+    let samples = if langevin {
+        comp.sample_langevin(a.n, a.solver.steps, a.solver.seed)
+    } else {
+        comp.sample(a.n, &options)
+    }
+    .context("sampling the composition")?;
     let written = write_output(&a.out, models[0].meta(), &samples.records.values, None)?;
     eprintln!(
         "wrote {} samples to {written} ({} function evaluations per model)",
@@ -166,11 +181,14 @@ pub struct InpaintArgs {
     /// center, or a PNG of the image's size whose non-black pixels mark the region.
     #[arg(long)]
     mask: Option<String>,
-    /// How known values steer the flow: `path` (they follow their noising path t·x + (1 − t)·ε)
-    /// or `masked` (they stay fixed, the velocity is zeroed there).
-    #[arg(long, default_value = "path")]
+    /// How known values steer the fill: `langevin` (annealed Langevin dynamics on the model's
+    /// noised density, --steps model evaluations; see docs/imputation.md), `path` (known values
+    /// follow their noising path t·x + (1 − t)·ε along the flow) or `masked` (known values stay fixed,
+    /// the velocity is zeroed there).
+    #[arg(long, default_value = "langevin")]
     conditioning: String,
-    /// Resampling rounds after the first pass: re-noise to t = --restart, run the flow again.
+    /// `path` and `masked`: resampling rounds after the first pass (re-noise to t = --restart, run
+    /// the flow again).
     #[arg(long, default_value_t = 0)]
     resample: usize,
     /// Where resampling rounds restart, in (0, 1).

@@ -302,6 +302,8 @@ fn compose_of_a_model_with_itself_at_half_weight_is_the_model() {
         os("0.5"),
         os("--weight"),
         os("0.5"),
+        os("--sampler"),
+        os("flow"),
         os("-n"),
         os("50"),
         os("--seed"),
@@ -347,6 +349,20 @@ fn compose_of_a_model_with_itself_at_half_weight_is_the_model() {
             composed.as_os_str(),
         ],
         "--reference 3 is not one of the 2 models",
+    );
+    fails_cleanly(
+        &[
+            os("compose"),
+            os("--model"),
+            m.as_os_str(),
+            os("--model"),
+            m.as_os_str(),
+            os("--sampler"),
+            os("gibbs"),
+            os("--out"),
+            composed.as_os_str(),
+        ],
+        "neither langevin nor flow",
     );
 }
 

@@ -73,6 +73,7 @@ pub mod imputation;
 pub mod input;
 pub mod interpolation;
 pub mod io;
+mod langevin;
 pub mod likelihood;
 pub mod mask;
 mod model;
