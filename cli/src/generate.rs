@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use vpfb_runtime::input::{is_image_input, read_for_model_cells};
-use vpfb_runtime::io::{parse_record_with_gaps, Cells};
+use vpfb_runtime::io::{csv_header, parse_record_with_gaps, write_records, Cells};
 use vpfb_runtime::mask::{mask_from_columns, mask_from_image, Region};
 use vpfb_runtime::{Composition, Conditioning, ImputeOptions, Model, ModelMeta};
 
@@ -265,6 +265,17 @@ impl InpaintArgs {
     }
 }
 
+/// The header of a CSV input with `d` columns, if it has one.
+fn csv_header_of(input: &std::path::Path, d: usize) -> Result<Option<String>> {
+    let is_csv = input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if !is_csv {
+        return Ok(None);
+    }
+    Ok(csv_header(input, Cells::Gaps)?.filter(|h| h.split(',').count() == d))
+}
+
 /// Per value of `records`: unknown when NaN or in `shared`'s places.
 fn unknown_places(records: &[f64], shared: Option<&[bool]>, d: usize) -> Vec<bool> {
     records
@@ -369,6 +380,10 @@ pub fn inpaint_cmd(a: InpaintArgs) -> Result<()> {
             tiles.extend_from_slice(done);
         }
         write_output(out, meta, &tiles, Some((rows, 3)))?
+    } else if let (OutputKind::Table, Some(names)) = (&kind, csv_header_of(input, d)?) {
+        // A table with named columns comes back with the same names.
+        write_records(out, &names, d, &values)?;
+        format!("{}", out.display())
     } else {
         write_output(out, meta, &values, None)?
     };

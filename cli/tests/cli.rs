@@ -415,6 +415,11 @@ fn inpaint_fills_each_records_own_gaps_in_batch_and_stream() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&filled).unwrap();
+    assert_eq!(
+        text.lines().next(),
+        Some("a,b"),
+        "the input's column names come back"
+    );
     let batch: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(batch.len(), 5);
     for (given, done) in rows.iter().zip(&batch) {

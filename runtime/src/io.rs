@@ -81,6 +81,35 @@ fn parse_cells(line: &str, cells: Cells) -> Result<Vec<f64>> {
         .collect()
 }
 
+/// The header line of a CSV file read with `cells` (see [`read_csv_cells`]), if it has one.
+pub fn csv_header(path: &Path, cells: Cells) -> Result<Option<String>> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|source| Error::Read {
+        path: path.into(),
+        source,
+    })?;
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|source| Error::Read {
+            path: path.into(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        return Ok(line
+            .split(',')
+            .any(|c| is_header_cell(c, cells))
+            .then(|| line.trim().to_string()));
+    }
+    Ok(None)
+}
+
+/// Whether a cell of a first line marks it as a header: neither a number nor (with gaps) a missing value.
+fn is_header_cell(c: &str, cells: Cells) -> bool {
+    let c = c.trim();
+    c.parse::<f64>().is_err() && !(cells == Cells::Gaps && is_missing(c))
+}
+
 /// Reads a CSV of numbers; the first line is a header when any of its cells is not a number.
 pub fn read_csv(path: &Path) -> Result<Records> {
     read_csv_cells(path, Cells::Finite)
@@ -103,11 +132,7 @@ pub fn read_csv_cells(path: &Path, cells: Cells) -> Result<Records> {
         .filter(|(_, l)| !l.trim().is_empty())
         .peekable();
     if let Some(&(_, first)) = lines.peek() {
-        let header_cell = |c: &str| {
-            let c = c.trim();
-            c.parse::<f64>().is_err() && !(cells == Cells::Gaps && is_missing(c))
-        };
-        if first.split(',').any(header_cell) {
+        if first.split(',').any(|c| is_header_cell(c, cells)) {
             lines.next();
         }
     }
@@ -304,6 +329,24 @@ pub fn write_records(path: &Path, header: &str, cols: usize, values: &[f64]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gaps_are_nan_and_a_first_line_of_gaps_is_not_a_header() {
+        let path = npy_file("gaps.csv", b",NA\n1.5,nan\n");
+        let r = read_csv_cells(&path, Cells::Gaps).unwrap();
+        assert_eq!(r.rows(), 2);
+        assert!(r.values[0].is_nan() && r.values[1].is_nan() && r.values[3].is_nan());
+        assert_eq!(r.values[2], 1.5);
+        assert_eq!(csv_header(&path, Cells::Gaps).unwrap(), None);
+        // Without gaps allowed, the same first line is a header and the second is refused.
+        assert!(read_csv(&path).is_err());
+        let named = npy_file("named.csv", b"temp,flow\n1,\n");
+        assert_eq!(
+            csv_header(&named, Cells::Gaps).unwrap().as_deref(),
+            Some("temp,flow")
+        );
+        assert!(parse_record_with_gaps("1,inf").is_err());
+    }
 
     fn npy_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("vpfb-io-test-{}", std::process::id()));
