@@ -33,9 +33,10 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Slerp between two noise draws, then carry every frame to data.
     Interpolate(generate::InterpolateArgs),
-    /// Sample a product of experts: the velocity is a weighted sum of several models' gradients.
+    /// Sample a product of experts Πₖ pₖ^wₖ of several models, in one model's normalised space.
     Compose(generate::ComposeArgs),
-    /// Fill unknown columns of records: only they follow the flow; known ones stay as given.
+    /// Fill missing values (each record's empty or nan cells, --unknown columns, an image --mask),
+    /// steered by the known values, which come back exactly as given.
     Inpaint(generate::InpaintArgs),
     /// Measure throughput and latency of the backends on a model.
     Bench(bench::BenchArgs),
