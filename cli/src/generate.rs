@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use std::io::{BufRead, Write};
-
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use vpfb_runtime::input::{is_image_input, read_for_model_cells};
@@ -287,38 +285,19 @@ fn unknown_places(records: &[f64], shared: Option<&[bool]>, d: usize) -> Vec<boo
 
 fn inpaint_stream(model: &Model, shared: Option<&[bool]>, options: &ImputeOptions) -> Result<()> {
     let d = model.record_len();
-    let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
-    for (i, line) in stdin.lock().lines().enumerate() {
-        let line = line.context("reading stdin")?;
+    super::line_stream::serve(d, parse_record_with_gaps, |i, rec| {
+        // Record i gets the seed a batch would give it.
         let mut one = *options;
         one.flow.seed = options.flow.seed.wrapping_add(i as u64);
-        let reply = match parse_record_with_gaps(&line) {
-            Ok(rec) if rec.len() == d => {
-                match model.fill(&rec, &unknown_places(&rec, shared, d), &one) {
-                    Ok(done) => done
-                        .records
-                        .values
-                        .iter()
-                        .map(|v| v.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    Err(e) => format!("error: record {}: {e}", i + 1),
-                }
-            }
-            Ok(rec) => format!(
-                "error: record {}: {} values, the model takes {d}",
-                i + 1,
-                rec.len()
-            ),
-            Err(e) => format!("error: record {}: {e}", i + 1),
-        };
-        // A closed pipe ends the stream quietly.
-        if writeln!(out, "{reply}").and_then(|_| out.flush()).is_err() {
-            break;
-        }
-    }
-    Ok(())
+        let done = model.fill(rec, &unknown_places(rec, shared, d), &one)?;
+        Ok(done
+            .records
+            .values
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(","))
+    })
 }
 
 pub fn inpaint_cmd(a: InpaintArgs) -> Result<()> {

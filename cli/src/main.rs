@@ -3,6 +3,7 @@
 mod bench;
 mod generate;
 mod info;
+mod line_stream;
 mod loglik;
 mod model_arg;
 mod records_arg;

@@ -1,4 +1,3 @@
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -38,29 +37,10 @@ pub struct ScoreArgs {
 }
 
 fn stream(model: &Model, options: &ScoreOptions) -> Result<()> {
-    let d = model.record_len();
-    let stdin = std::io::stdin();
-    let mut out = std::io::stdout().lock();
-    for (i, line) in stdin.lock().lines().enumerate() {
-        let line = line.context("reading stdin")?;
-        let reply = match parse_record(&line) {
-            Ok(rec) if rec.len() == d => match model.score_with(&rec, options) {
-                Ok(r) => format!("{},{}", r.scores[0], u8::from(r.outliers[0])),
-                Err(e) => format!("error: record {}: {e}", i + 1),
-            },
-            Ok(rec) => format!(
-                "error: record {}: {} values, the model takes {d}",
-                i + 1,
-                rec.len()
-            ),
-            Err(e) => format!("error: record {}: {e}", i + 1),
-        };
-        // A closed pipe ends the stream quietly.
-        if writeln!(out, "{reply}").and_then(|_| out.flush()).is_err() {
-            break;
-        }
-    }
-    Ok(())
+    super::line_stream::serve(model.record_len(), parse_record, |_, rec| {
+        let r = model.score_with(rec, options)?;
+        Ok(format!("{},{}", r.scores[0], u8::from(r.outliers[0])))
+    })
 }
 
 pub fn run(a: ScoreArgs) -> Result<()> {

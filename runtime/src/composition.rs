@@ -36,6 +36,15 @@ struct AffineMap {
 }
 
 impl AffineMap {
+    /// Reference-space states `x` (records of `a.len()` values) in the target model's space.
+    fn apply(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.a.len();
+        x.iter()
+            .enumerate()
+            .map(|(i, &xi)| self.a[i % d] * xi + self.b[i % d])
+            .collect()
+    }
+
     /// The map from `reference`'s model space into `target`'s, or `None` when they are the same.
     fn between(reference: &Normalization, target: &Normalization, d: usize) -> Option<Self> {
         if reference == target {
@@ -137,12 +146,7 @@ impl<'a> Composition<'a> {
                     }
                 }
                 Some(map) => {
-                    let mapped: Vec<f32> = x
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &xi)| map.a[i % d] * xi + map.b[i % d])
-                        .collect();
-                    let s = crate::langevin::model_score(part.model, &mapped, t)?;
+                    let s = crate::langevin::model_score(part.model, &map.apply(x), t)?;
                     for (i, (acc, si)) in g.iter_mut().zip(s).enumerate() {
                         *acc += part.weight * map.a[i % d] * si;
                     }
@@ -177,8 +181,7 @@ impl<'a> Composition<'a> {
             let unknown = vec![true; rows.len() * d];
             let (x, s) =
                 crate::langevin::annealed(&score, &zeros, &unknown, &mut rngs, evaluations)?;
-            stats.nfe += s.nfe;
-            stats.steps += s.steps;
+            stats += s;
             if x.iter().any(|v| !v.is_finite()) {
                 return Err(Error::Numeric(
                     "the Langevin chain produced non-finite samples".into(),
@@ -232,12 +235,7 @@ impl VelocityField for Composition<'_> {
                     }
                 }
                 Some(map) => {
-                    let mapped: Vec<f32> = x
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &xi)| map.a[i % d] * xi + map.b[i % d])
-                        .collect();
-                    let vk = part.model.velocity(&mapped, t)?;
+                    let vk = part.model.velocity(&map.apply(x), t)?;
                     for (i, (acc, vi)) in v.iter_mut().zip(vk).enumerate() {
                         *acc += part.weight * vi / map.a[i % d];
                     }

@@ -234,9 +234,7 @@ pub fn fill(
     for (todo, opts) in [(partial, options), (empty, &plain)] {
         for rows in todo.chunks(chunk_rows(d)) {
             let (filled, stats) = fill_rows(model, records, unknown, rows, opts)?;
-            total.nfe += stats.nfe;
-            total.steps += stats.steps;
-            total.rejected += stats.rejected;
+            total += stats;
             for (k, &r) in rows.iter().enumerate() {
                 for j in 0..d {
                     if unknown[r * d + j] {
@@ -288,11 +286,6 @@ fn fill_rows(
             .collect()
     };
     let mut total = SolveStats::default();
-    let mut add = |s: SolveStats| {
-        total.nfe += s.nfe;
-        total.steps += s.steps;
-        total.rejected += s.rejected;
-    };
     let mut mean = vec![0f32; data.len()];
     for _ in 0..options.draws {
         let x = if options.conditioning == Conditioning::Langevin {
@@ -303,12 +296,12 @@ fn fill_rows(
             let score = |x: &[f32], t: f32| crate::langevin::model_score(model, x, t);
             let (x, stats) =
                 crate::langevin::annealed(&score, &data, &mask, &mut rngs, evaluations)?;
-            add(stats);
+            total += stats;
             x
         } else {
             let noise = draw(&mut rngs);
             let (mut x, stats) = run_flow(model, &data, &mask, &noise, &noise, T_START, options)?;
-            add(stats);
+            total += stats;
             let t = options.restart as f32;
             for _ in 0..options.resample {
                 let fresh = draw(&mut rngs);
@@ -326,7 +319,7 @@ fn fill_rows(
                     options.restart,
                     options,
                 )?;
-                add(stats);
+                total += stats;
                 x = next;
             }
             x

@@ -38,9 +38,7 @@ pub fn sample_field<F: VelocityField + ?Sized>(
     for chunk in noise.chunks(crate::backend::chunk_rows(d) * d) {
         let mut x = chunk.to_vec();
         let s = integrate(field, &mut x, solver, T_START, T_END)?;
-        total.nfe += s.nfe;
-        total.steps += s.steps;
-        total.rejected += s.rejected;
+        total += s;
         if x.iter().any(|v| !v.is_finite()) {
             return Err(Error::Numeric(
                 "the flow produced non-finite samples".into(),

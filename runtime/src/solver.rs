@@ -57,6 +57,15 @@ pub struct SolveStats {
     pub rejected: usize,
 }
 
+impl std::ops::AddAssign for SolveStats {
+    /// Totals over several solves (chunks, draws, rounds).
+    fn add_assign(&mut self, other: Self) {
+        self.nfe += other.nfe;
+        self.steps += other.steps;
+        self.rejected += other.rejected;
+    }
+}
+
 fn axpy(out: &mut [f32], x: &[f32], terms: &[(f64, &[f32])], h: f64) {
     for i in 0..out.len() {
         let mut acc = x[i] as f64;
