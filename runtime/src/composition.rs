@@ -30,6 +30,14 @@ struct Part<'a> {
     map: Option<AffineMap>,
 }
 
+/// How a model's output returns from its space to the reference space through z_k = a·z + b: a
+/// velocity (a tangent vector) is divided by a, a score (a gradient) multiplied by a.
+#[derive(Clone, Copy)]
+enum MapBack {
+    Vector,
+    Gradient,
+}
+
 struct AffineMap {
     a: Vec<f32>,
     b: Vec<f32>,
@@ -133,27 +141,44 @@ impl<'a> Composition<'a> {
     }
 
     /// ∇ log Πₖ pₖ,ₜ(x)^wₖ: the weighted sum of the models' noised-density scores at reference-space
-    /// states `x`, each mapped through its affine map (the chain rule multiplies by `a`).
+    /// states `x`.
     fn score(&self, x: &[f32], t: f32) -> Result<Vec<f32>, Error> {
+        self.weighted_sum(x, MapBack::Gradient, |m, z| {
+            crate::langevin::model_score(m, z, t)
+        })
+    }
+
+    /// Σₖ wₖ·(`eval` of model k at the state mapped into its space, mapped back into the reference
+    /// space as `back` says). Models without a map contribute wₖ·`eval` unchanged.
+    fn weighted_sum(
+        &self,
+        x: &[f32],
+        back: MapBack,
+        eval: impl Fn(&dyn Backend, &[f32]) -> Result<Vec<f32>, Error>,
+    ) -> Result<Vec<f32>, Error> {
         let d = self.record_len();
-        let mut g = vec![0f32; x.len()];
+        let mut sum = vec![0f32; x.len()];
         for part in &self.parts {
             match &part.map {
                 None => {
-                    let s = crate::langevin::model_score(part.model, x, t)?;
-                    for (acc, si) in g.iter_mut().zip(s) {
-                        *acc += part.weight * si;
+                    for (acc, e) in sum.iter_mut().zip(eval(part.model, x)?) {
+                        *acc += part.weight * e;
                     }
                 }
                 Some(map) => {
-                    let s = crate::langevin::model_score(part.model, &map.apply(x), t)?;
-                    for (i, (acc, si)) in g.iter_mut().zip(s).enumerate() {
-                        *acc += part.weight * map.a[i % d] * si;
+                    let e = eval(part.model, &map.apply(x))?;
+                    for (i, (acc, ei)) in sum.iter_mut().zip(e).enumerate() {
+                        let a = map.a[i % d];
+                        *acc += part.weight
+                            * match back {
+                                MapBack::Vector => ei / a,
+                                MapBack::Gradient => ei * a,
+                            };
                     }
                 }
             }
         }
-        Ok(g)
+        Ok(sum)
     }
 
     /// `n` samples (raw units) of the weighted product Πₖ pₖ^wₖ by annealed Langevin dynamics on the
@@ -225,23 +250,6 @@ impl VelocityField for Composition<'_> {
     }
 
     fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, Error> {
-        let d = self.record_len();
-        let mut v = vec![0f32; x.len()];
-        for part in &self.parts {
-            match &part.map {
-                None => {
-                    for (acc, vi) in v.iter_mut().zip(part.model.velocity(x, t)?) {
-                        *acc += part.weight * vi;
-                    }
-                }
-                Some(map) => {
-                    let vk = part.model.velocity(&map.apply(x), t)?;
-                    for (i, (acc, vi)) in v.iter_mut().zip(vk).enumerate() {
-                        *acc += part.weight * vi / map.a[i % d];
-                    }
-                }
-            }
-        }
-        Ok(v)
+        self.weighted_sum(x, MapBack::Vector, |m, z| m.velocity(z, t))
     }
 }
