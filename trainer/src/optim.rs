@@ -1,11 +1,25 @@
 //! The optimiser of docs/method.md §4: Adam with linear warm-up, per-element clipping of the gradient to
 //! ±(c·√v̂ + 0.1) using the previous step's bias-corrected second moment, and an EMA of the weights with
-//! decay min(max_decay, (1 + n)/(10 + n)).
+//! decay min(max_decay, (1 + n)/(10 + n)). After the warm-up the rate is held or decayed to zero over the
+//! run ([`LrSchedule`]).
 
 use std::collections::HashMap;
 
 use candle_core::{backprop::GradStore, Tensor, Var};
 use serde::{Deserialize, Serialize};
+
+/// How the learning rate moves after the warm-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// Held at the peak (runs written before schedules existed load as this).
+    #[default]
+    Constant,
+    /// Half a cosine from the peak to zero at the run's last step.
+    Cosine,
+    /// A straight line from the peak to zero at the run's last step.
+    Linear,
+}
 
 /// Optimiser settings (recorded in the run config).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,6 +34,9 @@ pub struct OptimConfig {
     pub grad_clip: f64,
     /// Upper bound of the EMA decay.
     pub ema_decay: f64,
+    /// The decay after the warm-up; it reaches zero at the run's total step count.
+    #[serde(default)]
+    pub schedule: LrSchedule,
 }
 
 impl Default for OptimConfig {
@@ -32,6 +49,7 @@ impl Default for OptimConfig {
             warmup: 5000,
             grad_clip: 3.0,
             ema_decay: 0.9999,
+            schedule: LrSchedule::Constant,
         }
     }
 }
@@ -48,11 +66,18 @@ pub struct Optimizer {
     pub ema: HashMap<String, Tensor>,
     /// Updates applied so far.
     pub step: usize,
+    /// The run's total update count, which a decaying schedule spans.
+    pub total_steps: usize,
 }
 
 impl Optimizer {
     /// Fresh state for `params` (sorted by name so the update order is fixed): zero moments, EMA = weights.
-    pub fn new(cfg: OptimConfig, mut params: Vec<(String, Var)>) -> candle_core::Result<Self> {
+    /// `total_steps` is the run's length, which a decaying schedule spans.
+    pub fn new(
+        cfg: OptimConfig,
+        mut params: Vec<(String, Var)>,
+        total_steps: usize,
+    ) -> candle_core::Result<Self> {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let mut m = HashMap::new();
         let mut v = HashMap::new();
@@ -69,16 +94,27 @@ impl Optimizer {
             v,
             ema,
             step: 0,
+            total_steps,
         })
     }
 
     /// The learning rate used for update number `step` (0-based).
     pub fn lr_at(&self, step: usize) -> f64 {
-        if self.cfg.warmup == 0 {
-            self.cfg.lr
+        let warm = if self.cfg.warmup == 0 {
+            1.0
         } else {
-            self.cfg.lr * ((step + 1) as f64 / self.cfg.warmup as f64).min(1.0)
-        }
+            ((step + 1) as f64 / self.cfg.warmup as f64).min(1.0)
+        };
+        // Progress through the decay: 0 for the first update after the warm-up, (n − 1)/n for the last
+        // of the n updates after it, so every update moves the weights.
+        let span = self.total_steps.saturating_sub(self.cfg.warmup).max(1) as f64;
+        let done = (step.saturating_sub(self.cfg.warmup) as f64 / span).min(1.0);
+        let decay = match self.cfg.schedule {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => 0.5 * (1.0 + (std::f64::consts::PI * done).cos()),
+            LrSchedule::Linear => 1.0 - done,
+        };
+        self.cfg.lr * warm * decay
     }
 
     /// The EMA decay used after update number `n` (1-based count of updates).
@@ -124,5 +160,42 @@ impl Optimizer {
     /// The trained parameters (not the EMA).
     pub fn params(&self) -> &[(String, Var)] {
         &self.params
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates(schedule: LrSchedule) -> Vec<f64> {
+        let cfg = OptimConfig {
+            lr: 1.0,
+            warmup: 10,
+            schedule,
+            ..OptimConfig::default()
+        };
+        let opt = Optimizer::new(cfg, vec![], 110).unwrap();
+        (0..110).map(|s| opt.lr_at(s)).collect()
+    }
+
+    #[test]
+    fn schedules_share_the_warm_up_then_hold_or_decay_towards_zero() {
+        let (constant, cosine, linear) = (
+            rates(LrSchedule::Constant),
+            rates(LrSchedule::Cosine),
+            rates(LrSchedule::Linear),
+        );
+        assert_eq!(constant[..10], cosine[..10]);
+        assert_eq!(constant[..10], linear[..10]);
+        assert!((constant[4] - 0.5).abs() < 1e-12 && constant[9] == 1.0);
+        assert!(constant[10..].iter().all(|&r| r == 1.0));
+        // 100 updates after the warm-up: the first at the peak, the last one step short of zero.
+        assert!((linear[10] - 1.0).abs() < 1e-12 && (cosine[10] - 1.0).abs() < 1e-12);
+        assert!((linear[109] - 0.01).abs() < 1e-12, "{}", linear[109]);
+        assert!(cosine[109] > 0.0 && cosine[109] < 1e-3, "{}", cosine[109]);
+        assert!((cosine[60] - 0.5).abs() < 1e-12, "half way: {}", cosine[60]);
+        for w in linear[10..].windows(2).chain(cosine[10..].windows(2)) {
+            assert!(w[1] < w[0]);
+        }
     }
 }

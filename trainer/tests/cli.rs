@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 
 use vpfb_runtime::Backend;
-use vpfb_testkit::{assert_one_line_error, output_ok, run, scratch};
+use vpfb_testkit::{assert_one_line_error, assert_usage_error, output_ok, run, scratch};
 
 fn vpfb_train() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_vpfb-train"))
@@ -102,6 +102,45 @@ fn fit_and_export_reject_bad_input_with_one_line_errors() {
         &["fit", "--data", "moons", "--steps", "0", "--out", out_s],
         "--steps must be positive",
     );
+    let fit_with = |flag: &str, value: &str| {
+        run(
+            vpfb_train(),
+            &[
+                "fit", "--data", "moons", "--steps", "5", flag, value, "--out", out_s,
+            ],
+        )
+    };
+    for (flag, value, needle) in [
+        (
+            "--time-sampling",
+            "late:0",
+            "expected uniform, logit-normal",
+        ),
+        (
+            "--time-sampling",
+            "beta:2",
+            "expected uniform, logit-normal",
+        ),
+        (
+            "--lr-schedule",
+            "exponential",
+            "possible values: constant, cosine, linear",
+        ),
+    ] {
+        assert_usage_error(&fit_with(flag, value), needle);
+    }
+    for (flag, value, needle) in [
+        (
+            "--time-features",
+            "5",
+            "--time-features must be a positive even number",
+        ),
+        ("--time-scale", "0", "--time-scale positive"),
+        ("--threads", "0", "--threads must be at least 1"),
+    ] {
+        assert_one_line_error(&fit_with(flag, value), needle);
+    }
+    assert!(!out.join("checkpoint.json").exists());
     let missing_run = dir.join("missing-run");
     fails_cleanly(
         &[
@@ -167,7 +206,7 @@ fn fit_resume_export_on_a_csv_table() {
     };
     let data = format!("csv:{}", csv.display());
     let run_s = run.to_str().unwrap();
-    ok(&[
+    let first = ok(&[
         "fit",
         "--data",
         &data,
@@ -183,9 +222,29 @@ fn fit_resume_export_on_a_csv_table() {
         "10",
         "--log-every",
         "1",
+        "--lr-schedule",
+        "linear",
+        "--time-sampling",
+        "logit-normal:0.5,1.5",
+        "--time-scale",
+        "100",
         "--out",
         run_s,
     ]);
+    // A table's samples are scored against its held-out rows (10 % of 400), and the recipe is recorded.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let quality = &metrics["sample_quality"];
+    assert_eq!(quality["samples"], 40, "{metrics}");
+    let ratio = quality["ratio"].as_f64().unwrap();
+    assert!(ratio.is_finite() && ratio > 0.0, "{metrics}");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
+            .unwrap();
+    let config = &recorded["config"];
+    assert_eq!(config["optim"]["schedule"], "linear", "{recorded}");
+    assert_eq!(config["loss"]["time_sampling"]["kind"], "logit-normal");
+    assert_eq!(config["arch"]["time_scale"], 100.0);
     for f in [
         "checkpoint.json",
         "checkpoint.safetensors",
@@ -199,7 +258,21 @@ fn fit_resume_export_on_a_csv_table() {
         !run.join("psi.png").exists(),
         "psi.png is for 2-D data only"
     );
-    ok(&["fit", "--resume", "--steps", "40", "--out", run_s]);
+    // An MLP trains on one thread unless told otherwise (RAYON_NUM_THREADS, when set, decides).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        assert!(first.contains("CPU threads 1)"), "{first}");
+    }
+    let resumed = ok(&[
+        "fit",
+        "--resume",
+        "--steps",
+        "40",
+        "--threads",
+        "2",
+        "--out",
+        run_s,
+    ]);
+    assert!(resumed.contains("CPU threads 2)"), "{resumed}");
     let rows = std::fs::read_to_string(run.join("loss.csv"))
         .unwrap()
         .lines()

@@ -11,7 +11,9 @@ use candle_core::{DType, Tensor, Var};
 use common::*;
 use serde_json::Value;
 use vpfb_testkit::models::random_mlp;
-use vpfb_trainer::loss::{loss, loss_with_psi_std, std_of, LossConfig, LossPreset, PathBatch};
+use vpfb_trainer::loss::{
+    loss, loss_with_psi_std, std_of, LossConfig, LossPreset, PathBatch, TimeTerm,
+};
 
 /// The fixture, from the checked-in copy. Where the founders' `shared/` folder sits beside the checkout
 /// (sessions and CI), the copy must still be identical to it, so a revised fixture cannot be missed.
@@ -87,8 +89,16 @@ fn paper_loss_matches_independent_f64_fixture() {
 
 #[test]
 fn loss_theta_gradient_matches_finite_differences() {
-    for preset in [LossPreset::Paper, LossPreset::Ritz] {
-        let cfg = LossConfig::preset(preset);
+    let gauge = LossConfig {
+        time_term: TimeTerm::Gauge,
+        temb_weight: 0.3,
+        ..LossConfig::preset(LossPreset::Ritz)
+    };
+    for cfg in [
+        LossConfig::preset(LossPreset::Paper),
+        LossConfig::preset(LossPreset::Ritz),
+        gauge,
+    ] {
         let (pg, varmap, _) = random_mlp(2, 8, 2, 51, DType::F64);
         let n = 16;
         let mut r = rng(52);
@@ -143,7 +153,9 @@ fn loss_theta_gradient_matches_finite_differences() {
             let err = max_rel_err(&got, &fd, 1e-8);
             assert!(
                 err <= 1e-5,
-                "{preset:?}: dLoss/d{name} backward vs finite differences: {err:.2e}"
+                "{:?}, time term {:?}: dLoss/d{name} backward vs finite differences: {err:.2e}",
+                cfg.preset,
+                cfg.time_term
             );
         }
     }

@@ -38,3 +38,16 @@ pub fn assert_one_line_error(out: &Output, needle: &str) {
     );
     assert!(err.contains(needle), "error lacks {needle:?}: {err}");
 }
+
+/// Asserts a command-line usage error as clap reports it: exit status 2, a first line
+/// `error: …` that contains `needle`, and no panic.
+pub fn assert_usage_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "expected a usage error: {err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("error: ") && !err.contains("panicked"),
+        "not a clean usage error: {err}"
+    );
+    assert!(err.contains(needle), "error lacks {needle:?}: {err}");
+}

@@ -9,6 +9,6 @@ pub mod models;
 pub mod paths;
 pub mod tables;
 
-pub use cli::{assert_one_line_error, output_ok, run};
+pub use cli::{assert_one_line_error, assert_usage_error, output_ok, run};
 pub use paths::{binary, repo, scratch, shipped_model};
 pub use tables::{assert_close, csv_numbers};

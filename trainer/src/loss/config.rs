@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::TimeSampling;
+
 /// How the path-wise source term compares g = ∇ₓψ with the conditional velocity u = x̄ − ε
 /// (the authors' `cvf_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -37,13 +39,31 @@ pub enum Reduce {
     Sum,
 }
 
+/// What the time term constrains of s = ∂ψ/∂t.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeTerm {
+    /// mean((1 − t)^p·s²) over records: every record's ∂ψ/∂t is pushed to zero (the method notes' term;
+    /// runs written before this setting existed load as this).
+    #[default]
+    PerRecord,
+    /// mean over groups of (mean of s within the group)², where the records of a group of
+    /// [`GAUGE_GROUP`] share one time: only the per-t mean of ∂ψ/∂t, the part of ψ the flow never sees,
+    /// is fixed; its dependence on x is left free.
+    Gauge,
+}
+
+/// Records per shared training time when the time term is [`TimeTerm::Gauge`].
+pub const GAUGE_GROUP: usize = 8;
+
 /// Named starting points for [`LossConfig`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossPreset {
     /// docs/method.md §3 exactly: L_corr + L_norm + L_temb + L_cos (the authors' released configuration).
     Paper,
-    /// mean_i[½‖g_i‖² − g_i·u_i] + 0.1·mean(s²): the variational principle without normalisations.
+    /// mean_i[½‖g_i‖² − g_i·u_i]: the variational principle without normalisations and without a time
+    /// term (runs written before carry their 0.1·mean(s²) in their recorded config; docs/training.md).
     Ritz,
 }
 
@@ -68,6 +88,12 @@ pub struct LossConfig {
     /// The (1 − t) exponent of the time term (`std_power_temb`).
     pub temb_power: f64,
     pub reduce: Reduce,
+    /// What the time term constrains.
+    #[serde(default)]
+    pub time_term: TimeTerm,
+    /// How training times are drawn.
+    #[serde(default)]
+    pub time_sampling: TimeSampling,
 }
 
 impl LossConfig {
@@ -86,6 +112,8 @@ impl LossConfig {
                 temb_weight: 0.1,
                 temb_power: 0.0,
                 reduce: Reduce::Mean,
+                time_term: TimeTerm::PerRecord,
+                time_sampling: TimeSampling::Uniform,
             },
             LossPreset::Ritz => Self {
                 preset: p,
@@ -97,10 +125,24 @@ impl LossConfig {
                 cov_power: 1.0,
                 norm_weight: 0.5,
                 norm_power: 0.0,
-                temb_weight: 0.1,
+                temb_weight: 0.0,
                 temb_power: 0.0,
                 reduce: Reduce::Sum,
+                time_term: TimeTerm::PerRecord,
+                time_sampling: TimeSampling::Uniform,
             },
+        }
+    }
+}
+
+impl LossConfig {
+    /// How many consecutive records of a batch share one training time: [`GAUGE_GROUP`] when the gauge
+    /// time term is on, else 1.
+    pub fn time_group(&self) -> usize {
+        if self.time_term == TimeTerm::Gauge && self.temb_weight != 0.0 {
+            GAUGE_GROUP
+        } else {
+            1
         }
     }
 }

@@ -7,7 +7,9 @@
 mod config;
 mod path;
 mod terms;
+mod time_sampling;
 
-pub use config::{CovMode, LossConfig, LossPreset, Reduce, SourceTerm};
+pub use config::{CovMode, LossConfig, LossPreset, Reduce, SourceTerm, TimeTerm, GAUGE_GROUP};
 pub use path::{PathBatch, T_MAX, T_MIN};
 pub use terms::{loss, loss_with_psi_std, std_of, LossTerms};
+pub use time_sampling::{TimeSampling, TimeSamplingParseError};

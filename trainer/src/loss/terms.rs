@@ -7,7 +7,7 @@ pub fn std_of(v: &Tensor) -> candle_core::Result<Tensor> {
     std_unbiased(v)
 }
 
-use super::{CovMode, LossConfig, PathBatch, Reduce, SourceTerm};
+use super::{CovMode, LossConfig, PathBatch, Reduce, SourceTerm, TimeTerm, GAUGE_GROUP};
 
 /// The total loss and each term (already weighted), as scalar tensors.
 #[derive(Clone, Debug)]
@@ -125,10 +125,24 @@ pub fn loss_with_psi_std(
         cfg.reduce,
     )? * cfg.norm_weight)?;
 
-    // L_temb: smoothness of ψ in time.
-    let temb = {
-        let w = one_minus_t_pow(&batch.tc, cfg.temb_power)?.squeeze(1)?;
-        ((s.sqr()? * w)?.mean_all()? * cfg.temb_weight)?
+    // L_temb: smoothness of ψ in time, per record or only its per-t mean (the gauge).
+    let temb = match cfg.time_term {
+        TimeTerm::PerRecord => {
+            let w = one_minus_t_pow(&batch.tc, cfg.temb_power)?.squeeze(1)?;
+            ((s.sqr()? * w)?.mean_all()? * cfg.temb_weight)?
+        }
+        TimeTerm::Gauge => {
+            let full = s.dims1()? / GAUGE_GROUP * GAUGE_GROUP;
+            if full == 0 || cfg.temb_weight == 0.0 {
+                zero.clone()
+            } else {
+                let means = s
+                    .narrow(0, 0, full)?
+                    .reshape((full / GAUGE_GROUP, GAUGE_GROUP))?
+                    .mean(1)?;
+                (means.sqr()?.mean_all()? * cfg.temb_weight)?
+            }
+        }
     };
 
     // Path-wise source term.
@@ -162,4 +176,44 @@ pub fn loss_with_psi_std(
         temb,
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::{LossPreset, TimeTerm};
+    use candle_core::Device;
+
+    fn temb_of(term: TimeTerm, s: &[f32]) -> f32 {
+        let dev = Device::Cpu;
+        let b = s.len();
+        let cfg = LossConfig {
+            time_term: term,
+            temb_weight: 0.5,
+            ..LossConfig::preset(LossPreset::Ritz)
+        };
+        let zeros = Tensor::zeros((b, 2), candle_core::DType::F32, &dev).unwrap();
+        let t = Tensor::full(0.5f32, b, &dev).unwrap();
+        let batch = PathBatch::from_parts(zeros.clone(), zeros.clone(), t).unwrap();
+        let s = Tensor::from_slice(s, b, &dev).unwrap();
+        let psi = Tensor::zeros(b, candle_core::DType::F32, &dev).unwrap();
+        loss(&cfg, &psi, &zeros, &s, &batch)
+            .unwrap()
+            .temb
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_gauge_term_sees_only_each_time_groups_mean() {
+        // Two groups of 8 with means 0 and 2, plus a partial group that is left out.
+        let mut s: Vec<f32> = [1.0, -1.0].repeat(4);
+        s.extend([2.0; 8]);
+        s.extend([5.0; 3]);
+        assert!((temb_of(TimeTerm::Gauge, &s) - 0.5 * (0.0 + 4.0) / 2.0).abs() < 1e-6);
+        let per_record = s.iter().map(|v| v * v).sum::<f32>() / s.len() as f32;
+        assert!((temb_of(TimeTerm::PerRecord, &s) - 0.5 * per_record).abs() < 1e-5);
+        // Spread within a group costs nothing under the gauge form.
+        assert_eq!(temb_of(TimeTerm::Gauge, &[3.0, -3.0].repeat(4)), 0.0);
+    }
 }

@@ -8,7 +8,7 @@ use crate::graph::{GraphError, NodeId};
 use super::{Network, Scope, TimeEmbedding};
 
 /// Width and depth of the MLP.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MlpConfig {
     /// Data dimension D.
     pub dim: usize,
@@ -20,6 +20,14 @@ pub struct MlpConfig {
     pub time_features: usize,
     /// Time-embedding width.
     pub time_dim: usize,
+    /// Multiplier of t before the sinusoidal features (runs written before this setting existed load
+    /// as 1, the method's choice).
+    #[serde(default = "unit_scale")]
+    pub time_scale: f64,
+}
+
+fn unit_scale() -> f64 {
+    1.0
 }
 
 impl MlpConfig {
@@ -31,6 +39,7 @@ impl MlpConfig {
             layers,
             time_features: 32,
             time_dim: 32,
+            time_scale: 1.0,
         }
     }
 }
@@ -54,6 +63,7 @@ impl Network for MlpConfig {
             TimeEmbedding {
                 features: self.time_features,
                 dim: self.time_dim,
+                scale: self.time_scale,
             }
             .build(s, t)
         })?;

@@ -1,17 +1,20 @@
-//! Time embedding: sinusoidal features of the raw t ∈ [0, 1] (max period 1e4), then
-//! Linear → SiLU → Linear (docs/method.md §1).
+//! Time embedding: sinusoidal features of `scale`·t (max period 1e4), then Linear → SiLU → Linear
+//! (docs/method.md §1). With scale 1 (the method's choice) every feature of t ∈ [0, 1] is at most one
+//! radian of a wave, so the features are nearly linear in t; a larger scale spreads them.
 
 use crate::graph::{Dim, GraphError, NodeId};
 
 use super::Scope;
 
 /// Sinusoidal features plus a two-layer MLP.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TimeEmbedding {
     /// Number of sinusoidal features (half sines, half cosines); even.
     pub features: usize,
     /// Output width.
     pub dim: usize,
+    /// Multiplier of t before the sinusoids.
+    pub scale: f64,
 }
 
 impl TimeEmbedding {
@@ -25,7 +28,7 @@ impl TimeEmbedding {
             )));
         }
         let freqs: Vec<f64> = (0..half)
-            .map(|i| (-(1e4f64).ln() * i as f64 / half as f64).exp())
+            .map(|i| self.scale * (-(1e4f64).ln() * i as f64 / half as f64).exp())
             .collect();
         let g = &mut *s.graph;
         let t_col = g.reshape(t, vec![Dim::Batch, Dim::Fixed(1)])?;

@@ -148,6 +148,7 @@ impl Network for UnetConfig {
             TimeEmbedding {
                 features: self.time_features,
                 dim: self.time_dim,
+                scale: 1.0,
             }
             .build(s, t)
         })?;

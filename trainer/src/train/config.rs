@@ -45,3 +45,57 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalization: Option<Normalization>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::{LossPreset, TimeSampling, TimeTerm};
+    use crate::optim::LrSchedule;
+
+    #[test]
+    fn a_run_config_written_before_the_recipe_settings_loads_with_the_old_behaviour() {
+        let mut cfg = RunConfig {
+            data: "moons".parse().unwrap(),
+            arch: ArchConfig::Mlp(MlpConfig {
+                time_scale: 1000.0,
+                ..MlpConfig::new(2, 16, 2)
+            }),
+            loss: LossConfig {
+                time_term: TimeTerm::Gauge,
+                time_sampling: TimeSampling::Late { power: 2.0 },
+                ..LossConfig::preset(LossPreset::Ritz)
+            },
+            optim: OptimConfig {
+                schedule: LrSchedule::Cosine,
+                ..OptimConfig::default()
+            },
+            batch: 8,
+            steps: 10,
+            seed: 0,
+            checkpoint_every: 5,
+            log_every: 1,
+            normalization: None,
+        };
+        let mut json = serde_json::to_value(&cfg).unwrap();
+        for (section, key) in [
+            ("arch", "time_scale"),
+            ("loss", "time_term"),
+            ("loss", "time_sampling"),
+            ("optim", "schedule"),
+        ] {
+            assert!(
+                json[section].as_object_mut().unwrap().remove(key).is_some(),
+                "{key}"
+            );
+        }
+        let old: RunConfig = serde_json::from_value(json).unwrap();
+        cfg.arch = ArchConfig::Mlp(MlpConfig {
+            time_scale: 1.0,
+            ..MlpConfig::new(2, 16, 2)
+        });
+        cfg.loss.time_term = TimeTerm::PerRecord;
+        cfg.loss.time_sampling = TimeSampling::Uniform;
+        cfg.optim.schedule = LrSchedule::Constant;
+        assert_eq!(old, cfg);
+    }
+}

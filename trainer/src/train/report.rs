@@ -20,9 +20,10 @@ use crate::plot;
 pub struct SampleQuality {
     pub samples: usize,
     pub solver: String,
-    /// SW₂(model samples, true samples), raw units.
+    /// SW₂(model samples, true samples): raw units for generators, model space for tables.
     pub swd: f64,
-    /// SW₂ between two independent true samples of the same size: the best achievable.
+    /// SW₂ between two independent true samples of the same size (for tables: training rows against
+    /// the validation rows): the best achievable.
     pub swd_floor: f64,
     /// swd / swd_floor.
     pub ratio: f64,
@@ -52,21 +53,38 @@ pub fn draw_samples(
     Ok(to_raw_space(&trainer.normalization, &model, d))
 }
 
-/// Sample quality for generator data (None for tables, which have no fresh truth to draw).
+/// Sample quality: for generator data against fresh true samples (raw units); for tables against the
+/// held-out validation rows, with as many training rows giving the floor, both in the standardised model
+/// space so that no column dominates by its units. None for images, where distances between raw pixel
+/// vectors say little and drawing a validation-sized sample is slow.
 pub fn sample_quality(
     trainer: &Trainer,
     params: &HashMap<String, Tensor>,
     n: usize,
     steps: usize,
 ) -> Result<Option<SampleQuality>, FitError> {
-    let Dataset::Generator(toy) = &trainer.dataset else {
-        return Ok(None);
+    let d = trainer.dataset.dim();
+    let (samples, truth, truth2, n) = match &trainer.dataset {
+        Dataset::Generator(toy) => (
+            draw_samples(trainer, params, n, steps, 0x5a3e)?,
+            toy.sample(n, &mut StdRng::seed_from_u64(0x7e57)),
+            toy.sample(n, &mut StdRng::seed_from_u64(0x7e58)),
+            n,
+        ),
+        Dataset::Table { image: Some(_), .. } => return Ok(None),
+        Dataset::Table { train, val, .. } => {
+            let n = n.min(val.len() / d).min(train.len() / d);
+            let model = |raw: &[f64]| to_model_space(&trainer.normalization, raw, d);
+            (
+                model(&draw_samples(trainer, params, n, steps, 0x5a3e)?),
+                model(&val[..n * d]),
+                model(&train[..n * d]),
+                n,
+            )
+        }
     };
-    let samples = draw_samples(trainer, params, n, steps, 0x5a3e)?;
-    let truth = toy.sample(n, &mut StdRng::seed_from_u64(0x7e57));
-    let truth2 = toy.sample(n, &mut StdRng::seed_from_u64(0x7e58));
-    let swd = sliced_wasserstein(&samples, &truth, 2, 256);
-    let floor = sliced_wasserstein(&truth2, &truth, 2, 256);
+    let swd = sliced_wasserstein(&samples, &truth, d, 256);
+    let floor = sliced_wasserstein(&truth2, &truth, d, 256);
     Ok(Some(SampleQuality {
         samples: n,
         solver: format!("rk4, {steps} steps"),

@@ -173,7 +173,7 @@ impl Trainer {
             }
             None => dataset.normalization()?,
         };
-        let opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap))?;
+        let opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap), config.steps)?;
         let csv = dir.join(LOSS_CSV);
         crate::export::write_atomic(&csv, format!("{LOSS_HEADER}\n").as_bytes())
             .map_err(|e| FitError::Invalid(e.to_string()))?;
@@ -205,7 +205,7 @@ impl Trainer {
             config.steps = s;
         }
         let (pg, dataset, varmap) = Self::assemble(config.clone(), device.clone())?;
-        let mut opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap))?;
+        let mut opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap), config.steps)?;
         let get = |key: String| -> Result<Tensor, FitError> {
             tensors.get(&key).cloned().ok_or_else(|| {
                 FitError::Checkpoint(CheckpointError::Corrupt {
@@ -287,7 +287,13 @@ impl Trainer {
             .map(|v| v as f32)
             .collect();
         let xbar = Tensor::from_vec(xbar, (b, dim), &self.device)?;
-        let batch = PathBatch::sample(xbar, &mut rng)?;
+        let loss_cfg = &self.config.loss;
+        let batch = PathBatch::sample_with(
+            xbar,
+            &loss_cfg.time_sampling,
+            loss_cfg.time_group(),
+            &mut rng,
+        )?;
         let params = self.params();
         // The loss works on flat [B, D] rows; the network sees records in their own shape.
         let mut x_dims = vec![b];
