@@ -5,9 +5,9 @@ use std::path::Path;
 use candle_core::Device;
 use vpfb_testkit::scratch;
 use vpfb_trainer::data::DataSpec;
-use vpfb_trainer::loss::{LossConfig, LossPreset};
+use vpfb_trainer::loss::{LossConfig, LossPreset, TimeSampling};
 use vpfb_trainer::nn::MlpConfig;
-use vpfb_trainer::optim::OptimConfig;
+use vpfb_trainer::optim::{LrSchedule, OptimConfig};
 use vpfb_trainer::train::{
     ArchConfig, Checkpoint, CheckpointError, FitError, Progress, RunConfig, StepLog, Trainer,
     CHECKPOINT_TENSORS, LOSS_CSV,
@@ -22,11 +22,16 @@ fn config(steps: usize, lr: f64) -> RunConfig {
     RunConfig {
         data: "moons".parse::<DataSpec>().unwrap(),
         arch: ArchConfig::Mlp(MlpConfig::new(2, 32, 2)),
-        loss: LossConfig::preset(LossPreset::Paper),
+        // A decaying rate and non-uniform times, so resuming must restore both exactly.
+        loss: LossConfig {
+            time_sampling: TimeSampling::Late { power: 2.0 },
+            ..LossConfig::preset(LossPreset::Paper)
+        },
         optim: OptimConfig {
             lr,
             warmup: 10,
             ema_decay: 0.99,
+            schedule: LrSchedule::Cosine,
             ..OptimConfig::default()
         },
         batch: 64,
