@@ -94,32 +94,44 @@ impl Checkpoint {
         dir.join(CHECKPOINT_JSON).exists()
     }
 
+    /// Reads the JSON half of the checkpoint in `dir` (the run's config and step) without its tensors.
+    pub fn read_json(dir: &Path) -> Result<Self, CheckpointError> {
+        let jpath = dir.join(CHECKPOINT_JSON);
+        if !jpath.exists() {
+            return Err(CheckpointError::Missing(dir.to_path_buf()));
+        }
+        let text = std::fs::read(&jpath).map_err(|source| CheckpointError::Io {
+            path: jpath.clone(),
+            source,
+        })?;
+        let corrupt = |reason: String| CheckpointError::Corrupt {
+            path: jpath.clone(),
+            reason,
+        };
+        let ck: Checkpoint = serde_json::from_slice(&text).map_err(|e| corrupt(e.to_string()))?;
+        if ck.format != FORMAT {
+            return Err(corrupt(format!(
+                "format {} (this build reads {FORMAT})",
+                ck.format
+            )));
+        }
+        Ok(ck)
+    }
+
     /// Reads and verifies the checkpoint in `dir`.
     pub fn load(
         dir: &Path,
         device: &Device,
     ) -> Result<(Self, HashMap<String, Tensor>), CheckpointError> {
-        let jpath = dir.join(CHECKPOINT_JSON);
         let tpath = dir.join(CHECKPOINT_TENSORS);
-        if !jpath.exists() || !tpath.exists() {
+        if !tpath.exists() {
             return Err(CheckpointError::Missing(dir.to_path_buf()));
         }
+        let ck = Self::read_json(dir)?;
         let corrupt = |path: &Path, reason: String| CheckpointError::Corrupt {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read(&jpath).map_err(|source| CheckpointError::Io {
-            path: jpath.clone(),
-            source,
-        })?;
-        let ck: Checkpoint =
-            serde_json::from_slice(&text).map_err(|e| corrupt(&jpath, e.to_string()))?;
-        if ck.format != FORMAT {
-            return Err(corrupt(
-                &jpath,
-                format!("format {} (this build reads {FORMAT})", ck.format),
-            ));
-        }
         let bytes = std::fs::read(&tpath).map_err(|source| CheckpointError::Io {
             path: tpath.clone(),
             source,

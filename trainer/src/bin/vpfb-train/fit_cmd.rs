@@ -9,7 +9,9 @@ use vpfb_trainer::loss::{
 };
 use vpfb_trainer::nn::{MlpConfig, UnetConfig, UnetPreset};
 use vpfb_trainer::optim::{LrSchedule, OptimConfig};
-use vpfb_trainer::train::{sample_quality, write_plots, ArchConfig, RunConfig, Trainer};
+use vpfb_trainer::train::{
+    sample_quality, write_plots, ArchConfig, Checkpoint, RunConfig, Trainer,
+};
 
 use vpfb_runtime::{ModelFile, Normalization};
 
@@ -171,10 +173,8 @@ fn thread_count(a: &FitArgs) -> Result<Option<usize>> {
         return Ok(None);
     }
     let unet = if a.resume {
-        std::fs::read_to_string(a.out.join("checkpoint.json"))
-            .ok()
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-            .is_some_and(|v| v["config"]["arch"]["arch"] == "unet")
+        // A missing or broken checkpoint is reported by the resume itself.
+        Checkpoint::read_json(&a.out).is_ok_and(|ck| matches!(ck.config.arch, ArchConfig::Unet(_)))
     } else {
         a.arch == Arch::Unet
     };
