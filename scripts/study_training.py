@@ -12,7 +12,7 @@ against their held-out rows.
     python3 scripts/study_training.py --variants 'old=--temb-weight 0.1;new=' [--seeds 0,1,2] \
         [--steps 8000] [--data moons,rings] [--jobs 2] [--out target/training-study]
 
-Each run gets cores / jobs threads (two runs each spinning on both cores of a 2-core machine ran 20×
+Each run gets cores / jobs threads (two runs each spinning on both cores of a 2-core machine ran 25×
 slower than one run alone). A variant is NAME=FLAGS (extra `vpfb-train fit` flags); variants are separated by `;`. Runs already
 finished in --out are reused, so a study can be extended or resumed.
 """
@@ -64,9 +64,10 @@ def train(binary, out, data, seed, steps, flags, threads):
             env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
             r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         if r.returncode != 0:
-            return math.nan, math.nan
+            return math.nan, math.nan, -1
     m = json.load(open(metrics))
-    return m["sample_quality"]["ratio"], m["steps_per_s"]
+    q = m["sample_quality"]
+    return q["ratio"], m["steps_per_s"], q.get("escaped", -1)
 
 
 def main():
@@ -104,9 +105,9 @@ def main():
                                                    max(1, (os.cpu_count() or 1) // a.jobs))
         results = {k: f.result() for k, f in jobs.items()}
     with open(os.path.join(a.out, "runs.csv"), "w") as f:
-        f.write("variant,data,seed,ratio,steps_per_s\n")
-        for (name, d, s), (r, sps) in sorted(results.items()):
-            f.write(f"{name},{d},{s},{r:.4f},{sps:.1f}\n")
+        f.write("variant,data,seed,ratio,steps_per_s,escaped\n")
+        for (name, d, s), (r, sps, esc) in sorted(results.items()):
+            f.write(f"{name},{d},{s},{r:.4f},{sps:.1f},{esc}\n")
     print(f"median sample-quality ratio over seeds {a.seeds}, {a.steps} steps (lower is better)\n")
     print("| variant | flags | " + " | ".join(data) + " | worst | steps/s |")
     print("|---" * (len(data) + 4) + "|")

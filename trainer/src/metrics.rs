@@ -35,6 +35,31 @@ pub fn sliced_wasserstein(a: &[f64], b: &[f64], dim: usize, projections: usize) 
     (total / projections as f64).sqrt()
 }
 
+/// How many rows of `samples` lie farther from the centre (per-column median) of `truth` than three
+/// times the farthest row of `truth`: flow samples that escaped the data, which dominate a sliced
+/// Wasserstein distance however few they are.
+pub fn escaped(samples: &[f64], truth: &[f64], dim: usize) -> usize {
+    let centre: Vec<f64> = (0..dim)
+        .map(|d| {
+            let mut col: Vec<f64> = truth.iter().skip(d).step_by(dim).copied().collect();
+            col.sort_by(f64::total_cmp);
+            col[col.len() / 2]
+        })
+        .collect();
+    let dist = |row: &[f64]| -> f64 {
+        row.iter()
+            .zip(&centre)
+            .map(|(v, c)| (v - c).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    let reach = truth.chunks(dim).map(dist).fold(0.0, f64::max);
+    samples
+        .chunks(dim)
+        .filter(|row| !(dist(row) <= 3.0 * reach))
+        .count()
+}
+
 pub use vpfb_runtime::ood::auroc;
 
 #[cfg(test)]
@@ -48,6 +73,15 @@ mod tests {
         assert_eq!(auroc(&[0.9, 0.8, 0.2, 0.1], &labels), Some(0.0));
         assert_eq!(auroc(&[0.5; 4], &labels), Some(0.5));
         assert_eq!(auroc(&[0.5; 4], &[true; 4]), None);
+    }
+
+    #[test]
+    fn escaped_counts_only_rows_far_outside_the_truth() {
+        let truth: Vec<f64> = (0..100).flat_map(|i| [i as f64 / 100.0, 1.0]).collect();
+        // Median centre (0.5, 1); the farthest true row is 0.5 away, so the bound is 1.5.
+        let samples = [0.2, 1.0, 1.9, 1.0, 2.1, 1.0, -500.0, 3.0, f64::NAN, 0.0];
+        assert_eq!(escaped(&samples, &truth, 2), 3);
+        assert_eq!(escaped(&truth, &truth, 2), 0);
     }
 
     #[test]

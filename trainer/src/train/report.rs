@@ -12,7 +12,7 @@ use vpfb_runtime::solver::{integrate, Solver, T_END, T_START};
 use super::{FitError, Trainer, LOSS_CSV};
 use crate::candle_field::CandleField;
 use crate::data::{to_model_space, to_raw_space, Dataset};
-use crate::metrics::sliced_wasserstein;
+use crate::metrics::{escaped, sliced_wasserstein};
 use crate::plot;
 
 /// Sliced-Wasserstein distances of flow samples to fresh true samples.
@@ -27,6 +27,10 @@ pub struct SampleQuality {
     pub swd_floor: f64,
     /// swd / swd_floor.
     pub ratio: f64,
+    /// Samples farther from the data than three times its own reach ([`escaped`]): a few of them
+    /// can make the ratio large on their own. Absent from metrics written before it existed.
+    #[serde(default)]
+    pub escaped: usize,
 }
 
 /// Draws `n` samples (raw units) from a potential by RK4 with `steps` steps, from seeded noise.
@@ -91,6 +95,7 @@ pub fn sample_quality(
         swd,
         swd_floor: floor,
         ratio: swd / floor,
+        escaped: escaped(&samples, &truth, d),
     }))
 }
 

@@ -388,8 +388,8 @@ pub fn run(a: FitArgs) -> Result<()> {
             .context("evaluating samples")?
         {
             println!(
-                "sample quality: sliced W2 {:.4} vs two-sample floor {:.4} (ratio {:.2}) over {} samples, {}",
-                q.swd, q.swd_floor, q.ratio, q.samples, q.solver
+                "sample quality: sliced W2 {:.4} vs two-sample floor {:.4} (ratio {:.2}) over {} samples, {}; {} escaped far from the data",
+                q.swd, q.swd_floor, q.ratio, q.samples, q.solver, q.escaped
             );
             metrics["sample_quality"] = serde_json::to_value(&q)?;
         }
