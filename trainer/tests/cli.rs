@@ -238,7 +238,10 @@ fn fit_resume_export_on_a_csv_table() {
     assert_eq!(quality["samples"], 40, "{metrics}");
     let ratio = quality["ratio"].as_f64().unwrap();
     assert!(ratio.is_finite() && ratio > 0.0, "{metrics}");
-    assert!(quality["escaped"].as_u64().is_some_and(|n| n <= 40), "{metrics}");
+    assert!(
+        quality["escaped"].as_u64().is_some_and(|n| n <= 40),
+        "{metrics}"
+    );
     let recorded: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
             .unwrap();
