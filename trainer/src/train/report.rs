@@ -41,6 +41,22 @@ pub fn draw_samples(
     steps: usize,
     seed: u64,
 ) -> Result<Vec<f64>, FitError> {
+    let model = draw_model_samples(trainer, params, n, steps, seed)?;
+    Ok(to_raw_space(
+        &trainer.normalization,
+        &model,
+        trainer.dataset.dim(),
+    ))
+}
+
+/// [`draw_samples`] left in the model's normalised space.
+fn draw_model_samples(
+    trainer: &Trainer,
+    params: &HashMap<String, Tensor>,
+    n: usize,
+    steps: usize,
+    seed: u64,
+) -> Result<Vec<f64>, FitError> {
     let d = trainer.dataset.dim();
     let mut rng = StdRng::seed_from_u64(seed);
     let mut x: Vec<f32> = (0..n * d)
@@ -53,9 +69,11 @@ pub fn draw_samples(
     };
     integrate(&field, &mut x, Solver::Rk4 { steps }, T_START, T_END)
         .map_err(|e| FitError::Invalid(e.to_string()))?;
-    let model: Vec<f64> = x.into_iter().map(f64::from).collect();
-    Ok(to_raw_space(&trainer.normalization, &model, d))
+    Ok(x.into_iter().map(f64::from).collect())
 }
+
+/// The seed of the noise that sample-quality draws start from.
+const QUALITY_SEED: u64 = 0x5a3e;
 
 /// Sample quality: for generator data against fresh true samples (raw units); for tables against the
 /// held-out validation rows, with as many training rows giving the floor, both in the standardised model
@@ -70,7 +88,7 @@ pub fn sample_quality(
     let d = trainer.dataset.dim();
     let (samples, truth, truth2, n) = match &trainer.dataset {
         Dataset::Generator(toy) => (
-            draw_samples(trainer, params, n, steps, 0x5a3e)?,
+            draw_samples(trainer, params, n, steps, QUALITY_SEED)?,
             toy.sample(n, &mut StdRng::seed_from_u64(0x7e57)),
             toy.sample(n, &mut StdRng::seed_from_u64(0x7e58)),
             n,
@@ -80,7 +98,7 @@ pub fn sample_quality(
             let n = n.min(val.len() / d).min(train.len() / d);
             let model = |raw: &[f64]| to_model_space(&trainer.normalization, raw, d);
             (
-                model(&draw_samples(trainer, params, n, steps, 0x5a3e)?),
+                draw_model_samples(trainer, params, n, steps, QUALITY_SEED)?,
                 model(&val[..n * d]),
                 model(&train[..n * d]),
                 n,
