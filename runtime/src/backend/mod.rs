@@ -8,6 +8,7 @@
 
 #[cfg(feature = "ort")]
 mod ort;
+mod natural_constants;
 mod panic_guard;
 mod tract;
 

@@ -12,6 +12,7 @@ use tract_onnx::prelude::*;
 
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
+use super::natural_constants::naturalise_constants;
 use super::panic_guard::guarded;
 use super::{is_x_like, Backend, Outputs};
 use crate::contract::INPUT_PROBE;
@@ -119,7 +120,11 @@ impl Program {
                 .with_input_fact(slot, fact.into())
                 .map_err(tract_err)?;
         }
-        let plan = guarded(|| model.into_optimized().and_then(|m| m.into_runnable()))
+        let plan = guarded(|| {
+            let mut optimised = model.into_optimized()?;
+            naturalise_constants(&mut optimised)?;
+            optimised.into_runnable()
+        })
             .map_err(|m| self.panicked(m))?
             .map_err(tract_err)?;
         self.plans
