@@ -101,11 +101,16 @@ pub fn eval(
             Op::Unary(f, a) => unary(*f, v(a))?,
             Op::Binary(f, a, b) => {
                 let (a, b) = (v(a), v(b));
+                let shape = a.shape().broadcast_shape_binary_op(b.shape(), "binary")?;
+                let (a, b) = (
+                    broadcast_for_grad(a, &shape)?,
+                    broadcast_for_grad(b, &shape)?,
+                );
                 match f {
-                    Binary::Add => a.broadcast_add(b)?,
-                    Binary::Sub => a.broadcast_sub(b)?,
-                    Binary::Mul => a.broadcast_mul(b)?,
-                    Binary::Div => a.broadcast_div(b)?,
+                    Binary::Add => a.add(&b)?,
+                    Binary::Sub => a.sub(&b)?,
+                    Binary::Mul => a.mul(&b)?,
+                    Binary::Div => a.div(&b)?,
                 }
             }
             Op::MatMul(a, b) => {
@@ -171,6 +176,34 @@ pub fn eval(
         .iter()
         .map(|t| values[t.index()].clone().expect("target evaluated"))
         .collect())
+}
+
+/// `t` broadcast to `shape` in a form whose gradient Candle computes quickly.
+///
+/// Candle's gradient of a broadcast sums over the broadcast axes, and its CPU sum is vectorised
+/// only over trailing axes: summing over the batch axis (a per-channel parameter or a bias
+/// against a batch) runs a per-element index loop that took about a fifth of a UNet training
+/// step. So the axes after the first are broadcast as a view (their gradient is a trailing sum),
+/// and the batch axis by a product with a column of ones (its gradient is a matrix product).
+/// Tensors that carry no gradient, and scalars, stay plain views.
+fn broadcast_for_grad(t: &Tensor, shape: &candle_core::Shape) -> candle_core::Result<Tensor> {
+    if t.shape() == shape {
+        return Ok(t.clone());
+    }
+    let dims = shape.dims();
+    let mut t_dims = vec![1; dims.len().saturating_sub(t.rank())];
+    t_dims.extend_from_slice(t.dims());
+    let batch_broadcast = dims.len() >= 2 && t_dims[0] == 1 && dims[0] > 1;
+    if !batch_broadcast || !t.track_op() || t.elem_count() == 1 {
+        return t.broadcast_as(shape);
+    }
+    let rest: usize = dims[1..].iter().product();
+    let row = t
+        .reshape(&t_dims[1..])?
+        .broadcast_as(&dims[1..])?
+        .reshape((1, rest))?;
+    let ones = Tensor::ones((dims[0], 1), t.dtype(), t.device())?;
+    ones.matmul(&row)?.reshape(shape)
 }
 
 fn unary(f: Unary, a: &Tensor) -> Result<Tensor, GraphError> {
@@ -279,5 +312,47 @@ fn check_binding(
             got: dims.to_vec(),
             expected: show(shape),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor, Var};
+
+    use super::broadcast_for_grad;
+
+    /// The batch-axis product with ones gives the values and the gradient of a plain broadcast.
+    #[test]
+    fn broadcast_for_grad_matches_a_plain_broadcast() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        let gamma = Var::from_vec(vec![0.5f64, -1.5, 2.0], (1, 3, 1, 1), &dev)?;
+        let x = Tensor::arange(0.0f64, 48.0, &dev)?.reshape((2, 3, 2, 4))?;
+        let shape = x.shape().clone();
+
+        let fast = broadcast_for_grad(gamma.as_tensor(), &shape)?;
+        let plain = gamma.as_tensor().broadcast_as(&shape)?;
+        assert_eq!(fast.dims(), plain.dims());
+        assert_eq!(
+            fast.flatten_all()?.to_vec1::<f64>()?,
+            plain.flatten_all()?.to_vec1::<f64>()?
+        );
+
+        let grad_of = |b: &Tensor| -> candle_core::Result<Vec<f64>> {
+            let loss = b.mul(&x)?.sqr()?.sum_all()?;
+            let grads = loss.backward()?;
+            grads
+                .get(gamma.as_tensor())
+                .expect("gamma reached")
+                .flatten_all()?
+                .to_vec1::<f64>()
+        };
+        let (g_fast, g_plain) = (grad_of(&fast)?, grad_of(&plain)?);
+        for (a, b) in g_fast.iter().zip(&g_plain) {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        // A tensor without a gradient stays a view: no copy for constants.
+        let konst = Tensor::new(&[1.0f64, 2.0, 3.0], &dev)?.reshape((1, 3, 1, 1))?;
+        assert!(!broadcast_for_grad(&konst, &shape)?.is_contiguous());
+        Ok(())
     }
 }
