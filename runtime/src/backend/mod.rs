@@ -6,9 +6,9 @@
 //! size-checked batch; the checks, the empty-batch answers and the missing-output errors live in
 //! the trait's provided methods, once for both backends.
 
+mod natural_constants;
 #[cfg(feature = "ort")]
 mod ort;
-mod natural_constants;
 mod panic_guard;
 mod tract;
 

@@ -78,7 +78,9 @@ mod tests {
         model.select_output_outlets(&[k])?;
 
         assert_eq!(naturalise_constants(&mut model)?, 1);
-        let konst = model.nodes[k.node].op_as::<Const>().expect("still a constant");
+        let konst = model.nodes[k.node]
+            .op_as::<Const>()
+            .expect("still a constant");
         assert_eq!(konst.val().shape(), &[1, 3, 1]);
         assert_eq!(konst.val().strides(), &*Tensor::natural_strides(&[1, 3, 1]));
         assert_eq!(

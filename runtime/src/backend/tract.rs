@@ -125,8 +125,8 @@ impl Program {
             naturalise_constants(&mut optimised)?;
             optimised.into_runnable()
         })
-            .map_err(|m| self.panicked(m))?
-            .map_err(tract_err)?;
+        .map_err(|m| self.panicked(m))?
+        .map_err(tract_err)?;
         self.plans
             .lock()
             .expect("plan cache lock")
