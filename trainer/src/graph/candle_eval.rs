@@ -252,7 +252,7 @@ fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> candle_core::Res
         Tensor::cat(&patches, 1)?.reshape((n, k * k * c, oh * ow))?
     };
     let wm = w.permute((0, 2, 3, 1))?.reshape((1, o, k * k * c))?;
-    let wm = wm.broadcast_as((n, o, k * k * c))?.contiguous()?;
+    let wm = broadcast_for_grad(&wm, &(n, o, k * k * c).into())?.contiguous()?;
     wm.matmul(&cols.contiguous()?)?.reshape((n, o, oh, ow))
 }
 
