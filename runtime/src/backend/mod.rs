@@ -275,3 +275,17 @@ pub fn open(file: ModelFile, options: &LoadOptions) -> Result<Box<dyn Backend>> 
 pub fn chunk_rows(record_len: usize) -> usize {
     (262_144 / record_len.max(1)).clamp(1, 4096)
 }
+
+/// The outputs of consecutive runs joined in order (every output is record-major).
+pub(super) fn concatenate(
+    outputs: Outputs,
+    runs: Vec<Result<Vec<Vec<f32>>>>,
+) -> Result<Vec<Vec<f32>>> {
+    let mut joined: Vec<Vec<f32>> = vec![Vec::new(); outputs.outputs().len()];
+    for run in runs {
+        for (all, part) in joined.iter_mut().zip(run?) {
+            all.extend(part);
+        }
+    }
+    Ok(joined)
+}

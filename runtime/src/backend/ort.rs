@@ -8,7 +8,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::{is_x_like, Backend, Outputs};
+use super::{concatenate, is_x_like, Backend, Outputs};
 use crate::{Error, ModelFile, Result};
 
 static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
@@ -93,6 +93,45 @@ impl Backend for OrtModel {
     }
 
     fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
+        let rows = self.rows_per_run();
+        if n <= rows {
+            return self.run_part(n, outputs, inputs);
+        }
+        let d = self.file.meta.record_len();
+        let runs = (0..n)
+            .step_by(rows)
+            .map(|start| {
+                let end = (start + rows).min(n);
+                let part: Vec<&[f32]> = outputs
+                    .inputs()
+                    .iter()
+                    .zip(inputs)
+                    .map(|(&name, v)| {
+                        let w = if is_x_like(name) { d } else { 1 };
+                        &v[start * w..end * w]
+                    })
+                    .collect();
+                self.run_part(end - start, outputs, &part)
+            })
+            .collect();
+        concatenate(outputs, runs)
+    }
+}
+
+impl OrtModel {
+    /// Records per session run. A vector model's activations stay in cache at 512 records:
+    /// onnxruntime evaluated 4 096 moons records 12-20 % faster as eight runs of 512 than as one
+    /// (the PyPI build, one thread). Image batches run whole.
+    fn rows_per_run(&self) -> usize {
+        if self.file.meta.image_shape().is_some() {
+            usize::MAX
+        } else {
+            512
+        }
+    }
+
+    /// One session run over `n` records.
+    fn run_part(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let mut x_shape = vec![n as i64];
         x_shape.extend(self.file.meta.data_shape.iter().map(|&v| v as i64));
         let values = outputs

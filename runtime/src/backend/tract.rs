@@ -14,7 +14,7 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 use super::natural_constants::naturalise_constants;
 use super::panic_guard::guarded;
-use super::{is_x_like, Backend, Outputs};
+use super::{concatenate, is_x_like, Backend, Outputs};
 use crate::contract::INPUT_PROBE;
 use crate::{Error, ModelFile, Result};
 
@@ -307,15 +307,4 @@ impl Backend for TractModel {
         });
         concatenate(outputs, shares)
     }
-}
-
-/// The outputs of consecutive runs joined in order (every output is record-major).
-fn concatenate(outputs: Outputs, runs: Vec<Result<Vec<Vec<f32>>>>) -> Result<Vec<Vec<f32>>> {
-    let mut joined: Vec<Vec<f32>> = vec![Vec::new(); outputs.outputs().len()];
-    for run in runs {
-        for (all, part) in joined.iter_mut().zip(run?) {
-            all.extend(part);
-        }
-    }
-    Ok(joined)
 }
