@@ -289,3 +289,23 @@ pub(super) fn concatenate(
     }
     Ok(joined)
 }
+
+/// Records `start..end` of each fed input, in `outputs`' input order: an input shaped like x
+/// holds `record_len` values per record, one shaped like t holds one.
+pub(super) fn record_range<'a>(
+    outputs: Outputs,
+    inputs: &[&'a [f32]],
+    record_len: usize,
+    start: usize,
+    end: usize,
+) -> Vec<&'a [f32]> {
+    outputs
+        .inputs()
+        .iter()
+        .zip(inputs)
+        .map(|(name, v)| {
+            let w = if is_x_like(name) { record_len } else { 1 };
+            &v[start * w..end * w]
+        })
+        .collect()
+}

@@ -8,7 +8,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::{concatenate, is_x_like, Backend, Outputs};
+use super::{concatenate, is_x_like, record_range, Backend, Outputs};
 use crate::{Error, ModelFile, Result};
 
 static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
@@ -102,15 +102,7 @@ impl Backend for OrtModel {
             .step_by(rows)
             .map(|start| {
                 let end = (start + rows).min(n);
-                let part: Vec<&[f32]> = outputs
-                    .inputs()
-                    .iter()
-                    .zip(inputs)
-                    .map(|(&name, v)| {
-                        let w = if is_x_like(name) { d } else { 1 };
-                        &v[start * w..end * w]
-                    })
-                    .collect();
+                let part = record_range(outputs, inputs, d, start, end);
                 self.run_part(end - start, outputs, &part)
             })
             .collect();

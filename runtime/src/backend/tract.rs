@@ -14,7 +14,7 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 use super::natural_constants::naturalise_constants;
 use super::panic_guard::guarded;
-use super::{concatenate, is_x_like, Backend, Outputs};
+use super::{concatenate, is_x_like, record_range, Backend, Outputs};
 use crate::contract::INPUT_PROBE;
 use crate::{Error, ModelFile, Result};
 
@@ -224,15 +224,7 @@ impl TractModel {
         let rows = self.rows_per_run();
         let runs = (a..b).step_by(rows).map(|start| {
             let end = (start + rows).min(b);
-            let part: Vec<&[f32]> = outputs
-                .inputs()
-                .iter()
-                .zip(inputs)
-                .map(|(name, v)| {
-                    let w = if is_x_like(name) { d } else { 1 };
-                    &v[start * w..end * w]
-                })
-                .collect();
+            let part = record_range(outputs, inputs, d, start, end);
             multithread_tract_scope(Executor::SingleThread, || {
                 program.run(end - start, shape, &part)
             })
