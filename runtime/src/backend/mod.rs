@@ -290,22 +290,33 @@ pub(super) fn concatenate(
     Ok(joined)
 }
 
-/// Records `start..end` of each fed input, in `outputs`' input order: an input shaped like x
-/// holds `record_len` values per record, one shaped like t holds one.
-pub(super) fn record_range<'a>(
+/// Records `records` of a batch evaluated in consecutive runs of at most `rows`, joined in order:
+/// `run` gets each run's record count and its slice of every fed input (in `outputs`' input order;
+/// an input shaped like x holds `record_len` values per record, one shaped like t holds one).
+pub(super) fn in_runs(
     outputs: Outputs,
-    inputs: &[&'a [f32]],
+    inputs: &[&[f32]],
     record_len: usize,
-    start: usize,
-    end: usize,
-) -> Vec<&'a [f32]> {
-    outputs
-        .inputs()
-        .iter()
-        .zip(inputs)
-        .map(|(name, v)| {
-            let w = if is_x_like(name) { record_len } else { 1 };
-            &v[start * w..end * w]
+    records: std::ops::Range<usize>,
+    rows: usize,
+    mut run: impl FnMut(usize, &[&[f32]]) -> Result<Vec<Vec<f32>>>,
+) -> Result<Vec<Vec<f32>>> {
+    let end_all = records.end;
+    let runs = records
+        .step_by(rows)
+        .map(|start| {
+            let end = (start + rows).min(end_all);
+            let part: Vec<&[f32]> = outputs
+                .inputs()
+                .iter()
+                .zip(inputs)
+                .map(|(name, v)| {
+                    let w = if is_x_like(name) { record_len } else { 1 };
+                    &v[start * w..end * w]
+                })
+                .collect();
+            run(end - start, &part)
         })
-        .collect()
+        .collect();
+    concatenate(outputs, runs)
 }

@@ -8,7 +8,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::Tensor;
 
-use super::{concatenate, is_x_like, record_range, Backend, Outputs};
+use super::{in_runs, is_x_like, Backend, Outputs};
 use crate::{Error, ModelFile, Result};
 
 static ENVIRONMENT: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
@@ -98,15 +98,9 @@ impl Backend for OrtModel {
             return self.run_part(n, outputs, inputs);
         }
         let d = self.file.meta.record_len();
-        let runs = (0..n)
-            .step_by(rows)
-            .map(|start| {
-                let end = (start + rows).min(n);
-                let part = record_range(outputs, inputs, d, start, end);
-                self.run_part(end - start, outputs, &part)
-            })
-            .collect();
-        concatenate(outputs, runs)
+        in_runs(outputs, inputs, d, 0..n, rows, |m, part| {
+            self.run_part(m, outputs, part)
+        })
     }
 }
 

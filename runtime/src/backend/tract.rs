@@ -14,7 +14,7 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 use super::natural_constants::naturalise_constants;
 use super::panic_guard::guarded;
-use super::{concatenate, is_x_like, record_range, Backend, Outputs};
+use super::{concatenate, in_runs, is_x_like, Backend, Outputs};
 use crate::contract::INPUT_PROBE;
 use crate::{Error, ModelFile, Result};
 
@@ -221,15 +221,9 @@ impl TractModel {
         b: usize,
     ) -> Result<Vec<Vec<f32>>> {
         let (d, shape) = (self.file.meta.record_len(), &self.file.meta.data_shape);
-        let rows = self.rows_per_run();
-        let runs = (a..b).step_by(rows).map(|start| {
-            let end = (start + rows).min(b);
-            let part = record_range(outputs, inputs, d, start, end);
-            multithread_tract_scope(Executor::SingleThread, || {
-                program.run(end - start, shape, &part)
-            })
-        });
-        concatenate(outputs, runs.collect())
+        in_runs(outputs, inputs, d, a..b, self.rows_per_run(), |m, part| {
+            multithread_tract_scope(Executor::SingleThread, || program.run(m, shape, part))
+        })
     }
 
     /// Records per plan run. Measured with `vpfb bench` on the shipped models (tract 0.23, one
