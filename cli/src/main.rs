@@ -6,6 +6,7 @@ mod info;
 mod line_stream;
 mod loglik;
 mod model_arg;
+mod progress;
 mod records_arg;
 mod sample;
 mod score;

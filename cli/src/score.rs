@@ -2,9 +2,16 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use vpfb_runtime::io::{parse_record, write_records};
+use vpfb_runtime::io::{parse_record, write_records, Cells};
 use vpfb_runtime::ood::auroc;
-use vpfb_runtime::{Backend, Model, Score, ScoreOptions};
+use vpfb_runtime::record_stream::rows_per_chunk;
+use vpfb_runtime::{Backend, Model, RecordStream, Score, ScoreOptions};
+
+use super::progress::Progress;
+
+/// Values (records × record size) scored at a time: the file is read a chunk at a time, so memory
+/// stays bounded however large the input (4 MiB of f64 per chunk; 668 Fashion-MNIST images).
+const CHUNK_VALUES: usize = 1 << 19;
 
 #[derive(Args)]
 pub struct ScoreArgs {
@@ -32,8 +39,19 @@ pub struct ScoreArgs {
     /// Read one CSV record per line on stdin, write one `anomaly_score,outlier` line per record.
     #[arg(long)]
     stream: bool,
+    /// Records read and scored at a time; memory holds one chunk, not the whole input (default:
+    /// about 4 MiB of values: 668 images of 28×28, 262 144 rows of 2 columns).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    chunk: Option<u64>,
     #[command(flatten)]
     run: super::model_arg::RunOpts,
+}
+
+fn chunk_rows(stream: &RecordStream, chunk: Option<u64>) -> usize {
+    chunk.map_or_else(
+        || rows_per_chunk(stream.cols(), CHUNK_VALUES),
+        |c| usize::try_from(c).unwrap_or(usize::MAX),
+    )
 }
 
 fn stream(model: &Model, options: &ScoreOptions) -> Result<()> {
@@ -65,19 +83,26 @@ pub fn run(a: ScoreArgs) -> Result<()> {
         a.input.expect("clap requires --input"),
         a.out.expect("clap requires --out"),
     );
-    let records = super::records_arg::read_input(&input, model.meta())?;
-    let report = model
-        .score_with(&records.values, &options)
-        .context("scoring")?;
-    let rows: Vec<f64> = report
-        .scores
+    let mut stream = RecordStream::open_for_model(&input, model.meta(), Cells::Finite)?;
+    let chunk_rows = chunk_rows(&stream, a.chunk);
+    let mut progress = Progress::new("scored");
+    let (mut scores, mut outliers) = (vec![], vec![]);
+    while let Some(chunk) = stream.next_chunk(chunk_rows)? {
+        let report = model
+            .score_with(&chunk.values, &options)
+            .with_context(|| format!("scoring records from {}", scores.len() + 1))?;
+        scores.extend(report.scores);
+        outliers.extend(report.outliers);
+        progress.update(scores.len());
+    }
+    progress.finish();
+    let rows: Vec<f64> = scores
         .iter()
-        .zip(&report.outliers)
+        .zip(&outliers)
         .flat_map(|(&s, &o)| [s, f64::from(u8::from(o))])
         .collect();
     write_records(&out, "anomaly_score,outlier", 2, &rows)?;
-    let scores = report.scores;
-    let flagged = report.outliers.iter().filter(|&&o| o).count();
+    let flagged = outliers.iter().filter(|&&o| o).count();
     eprintln!(
         "scored {} records with `{score}` (threshold {thr:.6}): {flagged} outliers -> {}",
         scores.len(),
@@ -137,7 +162,6 @@ fn all_scores(model: &Model, a: &ScoreArgs) -> Result<()> {
         a.out.as_ref().expect("clap requires --out"),
     );
     let meta = &model.file().meta;
-    let records = super::records_arg::read_input(input, meta)?;
     let (times, anchor) = match &meta.detector {
         Some(d) => (d.times.clone(), d.anchor),
         None => {
@@ -145,26 +169,47 @@ fn all_scores(model: &Model, a: &ScoreArgs) -> Result<()> {
             (o.times, o.anchor)
         }
     };
-    // One pass of statistics serves the detector column and the statistic columns.
-    let table =
-        raw_statistics(model, &records.values, &times, &anchor).context("flow statistics")?;
+    let mut stream = RecordStream::open_for_model(input, meta, Cells::Finite)?;
+    let chunk_rows = chunk_rows(&stream, a.chunk);
+    let mut progress = Progress::new("scored");
     let mut names = vec![];
-    let mut columns = vec![];
-    if let Some(det) = &meta.detector {
-        names.push(Score::Detector.name().to_string());
-        columns.push(det.score_table(&table).context("detector")?);
+    let mut columns: Vec<Vec<f64>> = vec![];
+    let mut done = 0;
+    while let Some(chunk) = stream.next_chunk(chunk_rows)? {
+        let context = || format!("scoring records from {}", done + 1);
+        // One pass of statistics serves the detector column and the statistic columns.
+        let table = raw_statistics(model, &chunk.values, &times, &anchor).with_context(context)?;
+        let mut parts = vec![];
+        if let Some(det) = &meta.detector {
+            parts.push(det.score_table(&table).with_context(context)?);
+        }
+        parts.extend(
+            model
+                .scores(&chunk.values, &Score::SINGLE)
+                .with_context(context)?,
+        );
+        parts.extend(
+            table
+                .names
+                .iter()
+                .map(|id| table.column(id).expect("own column")),
+        );
+        if names.is_empty() {
+            if meta.detector.is_some() {
+                names.push(Score::Detector.name().to_string());
+            }
+            names.extend(Score::SINGLE.iter().map(|s| s.name().to_string()));
+            names.extend(table.names.iter().map(|id| id.to_string()));
+            columns = vec![vec![]; parts.len()];
+        }
+        for (column, part) in columns.iter_mut().zip(parts) {
+            column.extend(part);
+        }
+        done += chunk.rows();
+        progress.update(done);
     }
-    names.extend(Score::SINGLE.iter().map(|s| s.name().to_string()));
-    columns.extend(
-        model
-            .scores(&records.values, &Score::SINGLE)
-            .context("scoring")?,
-    );
-    for id in &table.names {
-        names.push(id.to_string());
-        columns.push(table.column(id).expect("own column"));
-    }
-    let n = columns[0].len();
+    progress.finish();
+    let n = done;
     let rows: Vec<f64> = (0..n)
         .flat_map(|i| columns.iter().map(move |c| c[i]))
         .collect();
@@ -172,7 +217,7 @@ fn all_scores(model: &Model, a: &ScoreArgs) -> Result<()> {
     eprintln!(
         "scored {n} records: {} columns ({} flow statistics) -> {}",
         names.len(),
-        table.names.len(),
+        names.len() - usize::from(meta.detector.is_some()) - Score::SINGLE.len(),
         out.display()
     );
     if let Some(lp) = &a.labels {

@@ -2,7 +2,7 @@
 //! and writing PNG images and grids. Pixels are raw 0–255 values in `[C, H, W]` order; the model's
 //! normalisation maps them to model space.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use crate::io::write_atomic;
@@ -44,92 +44,188 @@ pub fn is_idx_path(path: &Path) -> bool {
 /// Reads an IDX file of unsigned bytes: `[n, H, W]` (grayscale) or `[n, H, W, C]` with C = 1 or 3.
 /// Gzip compression is detected from the content, not the name.
 pub fn read_idx(path: &Path) -> Result<ImageSet> {
-    let raw = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| format_err(path, format!("not a valid gzip stream: {e}")))?;
-        out
-    } else {
-        raw
-    };
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
-        return Err(format_err(path, "not an IDX file (bad magic number)"));
-    }
-    if bytes[2] != 0x08 {
-        return Err(format_err(
-            path,
-            format!(
-                "IDX element type 0x{:02x} is not supported (only unsigned bytes, 0x08)",
-                bytes[2]
-            ),
-        ));
-    }
-    let rank = bytes[3] as usize;
-    let header = 4 + 4 * rank;
-    if bytes.len() < header {
-        return Err(format_err(path, "truncated IDX header"));
-    }
-    let dims: Vec<usize> = (0..rank)
-        .map(|i| {
-            let b = &bytes[4 + 4 * i..8 + 4 * i];
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
-        })
-        .collect();
-    let (n, shape, hwc) = match dims.as_slice() {
-        [n, h, w] => (*n, [1, *h, *w], false),
-        [n, h, w, c] if *c == 1 || *c == 3 => (*n, [*c, *h, *w], true),
-        _ => {
-            return Err(format_err(
-                path,
-                format!("IDX dimensions {dims:?} are not images ([n, H, W] or [n, H, W, C])"),
-            ))
-        }
-    };
-    let len = shape.iter().product::<usize>();
-    if n == 0 || len == 0 {
-        return Err(format_err(
-            path,
-            format!("IDX file holds no images (dimensions {dims:?})"),
-        ));
-    }
-    let expected = header + n * len;
-    if bytes.len() != expected {
-        return Err(format_err(
-            path,
-            format!(
-                "IDX dimensions {dims:?} need {expected} bytes, the file has {}",
-                bytes.len()
-            ),
-        ));
-    }
-    let data = &bytes[header..];
-    let pixels = if hwc {
-        let [c, h, w] = shape;
-        let mut out = vec![0.0; data.len()];
-        for i in 0..n {
-            for y in 0..h {
-                for x in 0..w {
-                    for ch in 0..c {
-                        out[i * len + ch * h * w + y * w + x] =
-                            data[i * len + (y * w + x) * c + ch] as f64;
-                    }
-                }
-            }
-        }
-        out
-    } else {
-        data.iter().map(|&b| b as f64).collect()
-    };
+    let mut rows = IdxRows::open(path)?;
+    let pixels = rows.next_rows(usize::MAX)?;
     Ok(ImageSet {
-        shape,
+        shape: rows.shape,
         pixels,
         names: vec![],
     })
+}
+
+/// Reads `buf.len()` bytes unless the stream ends first; returns how many it read.
+fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The images of an IDX file, decoded a chunk at a time (gzipped or not) into `[C, H, W]` pixels.
+pub(crate) struct IdxRows {
+    path: PathBuf,
+    reader: Box<dyn Read>,
+    gzipped: bool,
+    dims: Vec<usize>,
+    shape: [usize; 3],
+    /// Pixels stored `[H, W, C]` (rank-4 files) rather than `[C, H, W]`.
+    hwc: bool,
+    header: usize,
+    images: usize,
+    images_read: usize,
+}
+
+impl IdxRows {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut buffered = std::io::BufReader::new(file);
+        let gzipped = buffered
+            .fill_buf()
+            .map_err(|source| Error::Read {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .starts_with(&[0x1f, 0x8b]);
+        let reader: Box<dyn Read> = if gzipped {
+            Box::new(flate2::bufread::GzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
+        let mut rows = Self {
+            path: path.to_path_buf(),
+            reader,
+            gzipped,
+            dims: vec![],
+            shape: [1, 0, 0],
+            hwc: false,
+            header: 0,
+            images: 0,
+            images_read: 0,
+        };
+        let mut magic = [0u8; 4];
+        if rows.read(&mut magic)? < 4 || magic[0] != 0 || magic[1] != 0 {
+            return Err(format_err(path, "not an IDX file (bad magic number)"));
+        }
+        if magic[2] != 0x08 {
+            return Err(format_err(
+                path,
+                format!(
+                    "IDX element type 0x{:02x} is not supported (only unsigned bytes, 0x08)",
+                    magic[2]
+                ),
+            ));
+        }
+        let rank = magic[3] as usize;
+        let mut raw_dims = vec![0u8; 4 * rank];
+        if rows.read(&mut raw_dims)? < raw_dims.len() {
+            return Err(format_err(path, "truncated IDX header"));
+        }
+        let dims: Vec<usize> = raw_dims
+            .chunks_exact(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .collect();
+        let (n, shape, hwc) = match dims.as_slice() {
+            [n, h, w] => (*n, [1, *h, *w], false),
+            [n, h, w, c] if *c == 1 || *c == 3 => (*n, [*c, *h, *w], true),
+            _ => {
+                return Err(format_err(
+                    path,
+                    format!("IDX dimensions {dims:?} are not images ([n, H, W] or [n, H, W, C])"),
+                ))
+            }
+        };
+        if n == 0 || shape.iter().product::<usize>() == 0 {
+            return Err(format_err(
+                path,
+                format!("IDX file holds no images (dimensions {dims:?})"),
+            ));
+        }
+        rows.header = 4 + 4 * rank;
+        rows.dims = dims;
+        rows.shape = shape;
+        rows.hwc = hwc;
+        rows.images = n;
+        Ok(rows)
+    }
+
+    /// `[C, H, W]` of every image.
+    pub(crate) fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        read_full(&mut self.reader, buf).map_err(|source| {
+            if self.gzipped {
+                format_err(&self.path, format!("not a valid gzip stream: {source}"))
+            } else {
+                Error::Read {
+                    path: self.path.clone(),
+                    source,
+                }
+            }
+        })
+    }
+
+    /// The file's size does not match its dimensions: `actual` bytes (decompressed) in all.
+    fn size_err(&self, actual: usize) -> Error {
+        let len: usize = self.shape.iter().product();
+        let expected = self.header + self.images * len;
+        format_err(
+            &self.path,
+            format!(
+                "IDX dimensions {:?} need {expected} bytes, the file has {actual}",
+                self.dims
+            ),
+        )
+    }
+
+    /// Up to `max_images` further images as pixel values; empty once all were read. Reading the
+    /// last image also checks that nothing follows it.
+    pub(crate) fn next_rows(&mut self, max_images: usize) -> Result<Vec<f64>> {
+        let len: usize = self.shape.iter().product();
+        let count = max_images.min(self.images - self.images_read);
+        let mut data = vec![0u8; count * len];
+        let got = self.read(&mut data)?;
+        let consumed = self.header + self.images_read * len;
+        if got < data.len() {
+            return Err(self.size_err(consumed + got));
+        }
+        self.images_read += count;
+        if count > 0 && self.images_read == self.images {
+            let mut rest = Vec::new();
+            // A stream that fails after the last image also holds more than its dimensions say.
+            let extra = match self.reader.read_to_end(&mut rest) {
+                Ok(k) => k,
+                Err(_) => rest.len().max(1),
+            };
+            if extra > 0 {
+                return Err(self.size_err(consumed + got + extra));
+            }
+        }
+        Ok(if self.hwc {
+            let [c, h, w] = self.shape;
+            let mut out = vec![0.0; data.len()];
+            for (img, dst) in data.chunks_exact(len).zip(out.chunks_exact_mut(len)) {
+                for p in 0..h * w {
+                    for ch in 0..c {
+                        dst[ch * h * w + p] = img[p * c + ch] as f64;
+                    }
+                }
+            }
+            out
+        } else {
+            data.iter().map(|&b| f64::from(b)).collect()
+        })
+    }
 }
 
 /// Writes images as an IDX file of unsigned bytes (`[n, H, W]` for one channel).
@@ -155,7 +251,8 @@ pub fn idx_bytes(set: &ImageSet) -> Vec<u8> {
     out
 }
 
-fn is_image_file(p: &Path) -> bool {
+/// Whether `p` names a PNG or JPEG file (by extension).
+pub fn is_image_file(p: &Path) -> bool {
     matches!(
         p.extension()
             .and_then(|e| e.to_str())
@@ -165,9 +262,8 @@ fn is_image_file(p: &Path) -> bool {
     )
 }
 
-/// Reads every PNG/JPEG in `dir` (sorted by name; other files are ignored). All images must have
-/// the same size; they are read as grayscale when every one is grayscale, else as RGB.
-pub fn read_image_dir(dir: &Path) -> Result<ImageSet> {
+/// The PNG/JPEG files in `dir`, sorted by name (other files are ignored); an error when there are none.
+pub fn image_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| Error::Read {
             path: dir.to_path_buf(),
@@ -183,7 +279,13 @@ pub fn read_image_dir(dir: &Path) -> Result<ImageSet> {
             "no .png, .jpg or .jpeg files in this folder",
         ));
     }
-    read_image_files(&files)
+    Ok(files)
+}
+
+/// Reads every PNG/JPEG in `dir` (sorted by name; other files are ignored). All images must have
+/// the same size; they are read as grayscale when every one is grayscale, else as RGB.
+pub fn read_image_dir(dir: &Path) -> Result<ImageSet> {
+    read_image_files(&image_files_in(dir)?)
 }
 
 /// Reads the given PNG/JPEG files as one set (same size; grayscale when all are grayscale).

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use crate::io::{read_records_cells, Cells, Records};
-use crate::{images, Error, ModelMeta, Result};
+use crate::io::{Cells, Records};
+use crate::record_stream::RecordStream;
+use crate::{images, ModelMeta, Result};
 
 fn extension(path: &Path) -> String {
     path.extension()
@@ -28,35 +29,5 @@ pub fn read_for_model(path: &Path, meta: &ModelMeta) -> Result<Records> {
 
 /// [`read_for_model`] with tables accepting the cells `cells` allows (images have no gaps).
 pub fn read_for_model_cells(path: &Path, meta: &ModelMeta, cells: Cells) -> Result<Records> {
-    let d = meta.record_len();
-    let mismatch = |reason: String| {
-        Err(Error::Format {
-            path: path.into(),
-            reason,
-        })
-    };
-    if is_image_input(path) {
-        let Some(shape) = meta.image_shape() else {
-            return mismatch(format!(
-                "holds images, but the model takes records of shape {:?}",
-                meta.data_shape
-            ));
-        };
-        let set = images::read_images(path)?;
-        if set.shape != shape {
-            return mismatch(format!(
-                "has images of shape {:?} (C, H, W), the model takes {shape:?}",
-                set.shape
-            ));
-        }
-        return Ok(Records {
-            cols: d,
-            values: set.pixels,
-        });
-    }
-    let records = read_records_cells(path, cells)?;
-    if records.cols != d {
-        return mismatch(format!("has {} columns, the model takes {d}", records.cols));
-    }
-    Ok(records)
+    RecordStream::open_for_model(path, meta, cells)?.read_all()
 }

@@ -58,7 +58,7 @@ pub fn parse_record_with_gaps(line: &str) -> Result<Vec<f64>> {
     parse_cells(line, Cells::Gaps)
 }
 
-fn parse_cells(line: &str, cells: Cells) -> Result<Vec<f64>> {
+pub(crate) fn parse_cells(line: &str, cells: Cells) -> Result<Vec<f64>> {
     line.split(',')
         .enumerate()
         .map(|(j, c)| {
@@ -105,7 +105,7 @@ pub fn csv_header(path: &Path, cells: Cells) -> Result<Option<String>> {
 }
 
 /// Whether a cell of a first line marks it as a header: neither a number nor (with gaps) a missing value.
-fn is_header_cell(c: &str, cells: Cells) -> bool {
+pub(crate) fn is_header_cell(c: &str, cells: Cells) -> bool {
     let c = c.trim();
     c.parse::<f64>().is_err() && !(cells == Cells::Gaps && is_missing(c))
 }
@@ -118,43 +118,7 @@ pub fn read_csv(path: &Path) -> Result<Records> {
 /// [`read_csv`] accepting the cells `cells` allows. With [`Cells::Gaps`] the first line is a header
 /// when one of its cells is neither a number nor a missing value.
 pub fn read_csv_cells(path: &Path, cells: Cells) -> Result<Records> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.into(),
-        source,
-    })?;
-    let fmt = |reason: String| Error::Format {
-        path: path.into(),
-        reason,
-    };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .peekable();
-    if let Some(&(_, first)) = lines.peek() {
-        if first.split(',').any(|c| is_header_cell(c, cells)) {
-            lines.next();
-        }
-    }
-    let mut cols = 0;
-    let mut values = Vec::new();
-    for (i, line) in lines {
-        let rec = parse_cells(line, cells).map_err(|e| fmt(format!("line {}, {e}", i + 1)))?;
-        if cols == 0 {
-            cols = rec.len();
-        } else if rec.len() != cols {
-            return Err(fmt(format!(
-                "line {} has {} columns, expected {cols}",
-                i + 1,
-                rec.len()
-            )));
-        }
-        values.extend(rec);
-    }
-    if values.is_empty() {
-        return Err(fmt("no data rows".into()));
-    }
-    Ok(Records { cols, values })
+    crate::record_stream::RecordStream::csv(path, cells)?.read_all()
 }
 
 /// Reads a `.npy` array of float32 or float64, 1-D (one column) or 2-D, C order.
@@ -164,86 +128,7 @@ pub fn read_npy(path: &Path) -> Result<Records> {
 
 /// [`read_npy`] accepting the cells `cells` allows (with [`Cells::Gaps`], NaN marks a missing value).
 pub fn read_npy_cells(path: &Path, cells: Cells) -> Result<Records> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.into(),
-        source,
-    })?;
-    let fmt = |reason: &str| Error::Format {
-        path: path.into(),
-        reason: reason.into(),
-    };
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(fmt("not an NPY file (bad magic)"));
-    }
-    let (hlen, hstart) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-            12,
-        ),
-        _ => return Err(fmt("unsupported NPY version")),
-    };
-    let header = bytes
-        .get(hstart..hstart + hlen)
-        .ok_or_else(|| fmt("truncated header"))?;
-    let header = String::from_utf8_lossy(header);
-    if header.contains("'fortran_order': True") {
-        return Err(fmt("Fortran-ordered arrays are not supported"));
-    }
-    let width = if header.contains("'<f4'") {
-        4
-    } else if header.contains("'<f8'") {
-        8
-    } else {
-        return Err(fmt(
-            "only little-endian float32 ('<f4') or float64 ('<f8') arrays are supported",
-        ));
-    };
-    let shape_txt = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| fmt("no shape in header"))?;
-    let dims: Vec<usize> = shape_txt
-        .trim_start_matches([' ', '('])
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| fmt("bad shape in header")))
-        .collect::<Result<_>>()?;
-    let (rows, cols) = match dims.as_slice() {
-        [n] => (*n, 1),
-        [n, d] => (*n, *d),
-        _ => return Err(fmt("expected a 1-D or 2-D array")),
-    };
-    let data = &bytes[hstart + hlen..];
-    let expected = rows.checked_mul(cols).and_then(|v| v.checked_mul(width));
-    if expected != Some(data.len()) {
-        return Err(fmt(
-            "data length does not match the header's shape (truncated?)",
-        ));
-    }
-    let values: Vec<f64> = if width == 4 {
-        data.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
-            .collect()
-    } else {
-        data.chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-            .collect()
-    };
-    let refused = |v: &f64| !(v.is_finite() || (cells == Cells::Gaps && v.is_nan()));
-    if let Some(i) = values.iter().position(refused) {
-        return Err(fmt(&format!(
-            "row {}, column {}: not a finite number",
-            i / cols.max(1) + 1,
-            i % cols.max(1) + 1
-        )));
-    }
-    if rows == 0 {
-        return Err(fmt("no data rows"));
-    }
-    Ok(Records { cols, values })
+    crate::record_stream::RecordStream::npy(path, cells)?.read_all()
 }
 
 /// Reads `.npy` or CSV by extension.
@@ -253,14 +138,7 @@ pub fn read_records(path: &Path) -> Result<Records> {
 
 /// [`read_records`] accepting the cells `cells` allows.
 pub fn read_records_cells(path: &Path, cells: Cells) -> Result<Records> {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
-    {
-        read_npy_cells(path, cells)
-    } else {
-        read_csv_cells(path, cells)
-    }
+    crate::record_stream::RecordStream::open_table(path, cells)?.read_all()
 }
 
 /// NPY bytes of a float32 `[rows, cols]` array.

@@ -79,6 +79,7 @@ pub mod mask;
 mod model;
 pub mod model_file;
 pub mod ood;
+pub mod record_stream;
 pub mod sampling;
 pub mod scoring;
 pub mod solver;
@@ -95,6 +96,7 @@ pub use likelihood::{LogLikelihood, Trace};
 pub use model::{FlowOptions, Generated, LikelihoodOptions, Model, ScoreOptions, ScoreReport};
 pub use model_file::{ModelFile, StoredTensor};
 pub use ood::Score;
+pub use record_stream::RecordStream;
 pub use solver::{SolveStats, Solver};
 
 /// The README's library snippet, compiled as a doc-test so it cannot drift from the API.
