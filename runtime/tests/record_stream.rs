@@ -131,3 +131,40 @@ fn idx_chunks_join_to_the_whole_file_and_size_errors_survive_chunking() {
         assert!(err.contains(needle) && err.contains(name), "{name}: {err}");
     }
 }
+
+#[test]
+fn image_folders_are_read_a_chunk_of_files_at_a_time() {
+    let dir = scratch("stream-png");
+    let gray = ImageSet {
+        shape: [1, 3, 4],
+        pixels: (0..5 * 12).map(|i| f64::from(i * 11 % 256)).collect(),
+        names: vec![],
+    };
+    let folder = dir.join("gray");
+    vpfb_runtime::images::write_image_dir(&folder, "g", &gray.pixels, gray.shape).unwrap();
+    let meta = |c: usize| {
+        vpfb_runtime::ModelMeta::new(
+            vec![c, 3, 4],
+            vpfb_runtime::Normalization::Identity,
+            serde_json::Value::Null,
+        )
+    };
+    for rows in [1, 2, 5] {
+        let stream = RecordStream::open_for_model(&folder, &meta(1), Cells::Finite).unwrap();
+        assert_eq!(in_chunks(stream, rows).values, gray.pixels, "by {rows}");
+        // A colour model sees each gray image repeated in its three channels.
+        let stream = RecordStream::open_for_model(&folder, &meta(3), Cells::Finite).unwrap();
+        let rgb = in_chunks(stream, rows).values;
+        for (img, src) in rgb.chunks(36).zip(gray.pixels.chunks(12)) {
+            assert_eq!([&img[..12], &img[12..24], &img[24..]], [src; 3]);
+        }
+    }
+    let mut taller = meta(1);
+    taller.data_shape = vec![1, 4, 4];
+    let wrong = RecordStream::open_for_model(&folder, &taller, Cells::Finite)
+        .and_then(|mut s| s.next_chunk(2))
+        .err()
+        .expect("3×4 images for a 4×4 model")
+        .to_string();
+    assert!(wrong.contains("the model takes [1, 4, 4]"), "{wrong}");
+}
