@@ -163,8 +163,7 @@ fn image_folders_are_read_a_chunk_of_files_at_a_time() {
     taller.data_shape = vec![1, 4, 4];
     let wrong = RecordStream::open_for_model(&folder, &taller, Cells::Finite)
         .and_then(|mut s| s.next_chunk(2))
-        .err()
-        .expect("3×4 images for a 4×4 model")
+        .expect_err("3×4 images for a 4×4 model")
         .to_string();
     assert!(wrong.contains("the model takes [1, 4, 4]"), "{wrong}");
 }
