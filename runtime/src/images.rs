@@ -149,6 +149,16 @@ impl IdxRows {
                 format!("IDX file holds no images (dimensions {dims:?})"),
             ));
         }
+        let total = shape
+            .iter()
+            .try_fold(n, |acc, &d| acc.checked_mul(d))
+            .and_then(|pixels| pixels.checked_add(4 + 4 * rank));
+        if total.is_none() {
+            return Err(format_err(
+                path,
+                format!("IDX dimensions {dims:?} are too large"),
+            ));
+        }
         rows.header = 4 + 4 * rank;
         rows.dims = dims;
         rows.shape = shape;
@@ -193,22 +203,28 @@ impl IdxRows {
     pub(crate) fn next_rows(&mut self, max_images: usize) -> Result<Vec<f64>> {
         let len: usize = self.shape.iter().product();
         let count = max_images.min(self.images - self.images_read);
-        let mut data = vec![0u8; count * len];
-        let got = self.read(&mut data)?;
+        let want = count * len;
         let consumed = self.header + self.images_read * len;
-        if got < data.len() {
-            return Err(self.size_err(consumed + got));
+        // Memory grows with the bytes that arrive, not with what the header claims.
+        let mut data = Vec::new();
+        let mut piece = vec![0u8; want.min(1 << 20)];
+        while data.len() < want {
+            let k = (want - data.len()).min(piece.len());
+            let got = self.read(&mut piece[..k])?;
+            data.extend_from_slice(&piece[..got]);
+            if got < k {
+                return Err(self.size_err(consumed + data.len()));
+            }
         }
+        let got = data.len();
         self.images_read += count;
         if count > 0 && self.images_read == self.images {
-            let mut rest = Vec::new();
-            // A stream that fails after the last image also holds more than its dimensions say.
-            let extra = match self.reader.read_to_end(&mut rest) {
-                Ok(k) => k,
-                Err(_) => rest.len().max(1),
-            };
+            // Counted, not kept; a stream that fails after the last image also holds more than
+            // its dimensions say.
+            let extra = std::io::copy(&mut self.reader, &mut std::io::sink()).unwrap_or(1);
             if extra > 0 {
-                return Err(self.size_err(consumed + got + extra));
+                let extra = usize::try_from(extra).unwrap_or(usize::MAX);
+                return Err(self.size_err(consumed.saturating_add(got).saturating_add(extra)));
             }
         }
         Ok(if self.hwc {

@@ -53,6 +53,21 @@ fn idx_errors_name_the_problem() {
             "are not images",
         ),
         ("gzip", vec![0x1f, 0x8b, 1, 2, 3], "not a valid gzip stream"),
+        // A header claiming 4 billion images is refused by what arrives, without allocating for them.
+        (
+            "huge",
+            [
+                &[0u8, 0, 8, 3, 255, 255, 255, 255, 0, 0, 0, 28, 0, 0, 0, 28][..],
+                &[7; 10],
+            ]
+            .concat(),
+            "need 3367254359296 bytes, the file has 26",
+        ),
+        (
+            "overflow",
+            [&[0u8, 0, 8, 3][..], &[255; 12]].concat(),
+            "too large",
+        ),
     ];
     for (name, bytes, needle) in cases {
         let p = dir.join(name);
