@@ -27,7 +27,6 @@ fn read_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
 
 /// A file of records, read in chunks of whole records.
 pub struct RecordStream {
-    path: PathBuf,
     cols: usize,
     source: Source,
 }
@@ -57,7 +56,6 @@ impl RecordStream {
     pub fn csv(path: &Path, cells: Cells) -> Result<Self> {
         let rows = CsvRows::open(path, cells)?;
         Ok(Self {
-            path: path.into(),
             cols: rows.cols,
             source: Source::Csv(rows),
         })
@@ -67,7 +65,6 @@ impl RecordStream {
     pub fn npy(path: &Path, cells: Cells) -> Result<Self> {
         let rows = NpyRows::open(path, cells)?;
         Ok(Self {
-            path: path.into(),
             cols: rows.cols,
             source: Source::Npy(rows),
         })
@@ -111,21 +108,12 @@ impl RecordStream {
             }
             Source::Idx(rows)
         };
-        Ok(Self {
-            path: path.into(),
-            cols: d,
-            source,
-        })
+        Ok(Self { cols: d, source })
     }
 
     /// Values per record.
     pub fn cols(&self) -> usize {
         self.cols
-    }
-
-    /// The file being read.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Up to `max_rows` (at least one) further records, or `None` once the file is exhausted.
