@@ -40,6 +40,27 @@
 //! # }
 //! ```
 //!
+//! Score a file of any size a chunk at a time ([`RecordStream`]: CSV, NPY, and for image models IDX
+//! files and image folders), so memory holds one chunk rather than the file:
+//!
+//! ```
+//! # fn main() -> vpfb_runtime::Result<()> {
+//! use std::path::Path;
+//! use vpfb_runtime::{io::Cells, Model, RecordStream};
+//!
+//! # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/moons.onnx");
+//! # let csv = concat!(env!("CARGO_MANIFEST_DIR"), "/../cli/tests/golden/moons-points.csv");
+//! let model = Model::load(path)?;
+//! let mut records = RecordStream::open_for_model(Path::new(csv), model.meta(), Cells::Finite)?;
+//! let mut flagged = 0;
+//! while let Some(chunk) = records.next_chunk(4096)? {
+//!     flagged += model.score(&chunk.values)?.outliers.iter().filter(|&&o| o).count();
+//! }
+//! assert_eq!(flagged, 2); // of the file's 8 points
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Errors are one type, [`Error`], whose messages name the file, shape or value at fault:
 //!
 //! ```
