@@ -20,6 +20,25 @@ fn in_chunks(mut stream: RecordStream, rows: usize) -> Records {
     Records { cols, values }
 }
 
+/// `n` images of `shape` with distinct pixel values.
+fn images(n: usize, shape: [usize; 3]) -> ImageSet {
+    let len = shape.iter().product::<usize>();
+    ImageSet {
+        shape,
+        pixels: (0..n * len).map(|i| (i * 7 % 256) as f64).collect(),
+        names: vec![],
+    }
+}
+
+/// Metadata of an image model taking `shape` (identity normalisation).
+fn image_meta(shape: [usize; 3]) -> vpfb_runtime::ModelMeta {
+    vpfb_runtime::ModelMeta::new(
+        shape.to_vec(),
+        vpfb_runtime::Normalization::Identity,
+        serde_json::Value::Null,
+    )
+}
+
 fn chunked_error(path: &Path, rows: usize) -> String {
     let mut stream = RecordStream::open_table(path, Cells::Finite).unwrap();
     loop {
@@ -83,11 +102,7 @@ fn errors_in_later_chunks_name_the_line_or_row() {
 #[test]
 fn idx_chunks_join_to_the_whole_file_and_size_errors_survive_chunking() {
     let dir = scratch("stream-idx");
-    let set = ImageSet {
-        shape: [3, 2, 3],
-        pixels: (0..7 * 18).map(|i| f64::from(i * 7 % 256)).collect(),
-        names: vec![],
-    };
+    let set = images(7, [3, 2, 3]);
     let bytes = idx_bytes(&set);
     let path = dir.join("rgb.idx.gz");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -95,11 +110,7 @@ fn idx_chunks_join_to_the_whole_file_and_size_errors_survive_chunking() {
     std::fs::write(&path, gz.finish().unwrap()).unwrap();
     assert_eq!(read_idx(&path).unwrap(), set);
 
-    let meta = vpfb_runtime::ModelMeta::new(
-        vec![3, 2, 3],
-        vpfb_runtime::Normalization::Identity,
-        serde_json::Value::Null,
-    );
+    let meta = image_meta([3, 2, 3]);
     for rows in [1, 3, 7, 100] {
         let stream = RecordStream::open_for_model(&path, &meta, Cells::Finite).unwrap();
         let got = in_chunks(stream, rows);
@@ -135,20 +146,10 @@ fn idx_chunks_join_to_the_whole_file_and_size_errors_survive_chunking() {
 #[test]
 fn image_folders_are_read_a_chunk_of_files_at_a_time() {
     let dir = scratch("stream-png");
-    let gray = ImageSet {
-        shape: [1, 3, 4],
-        pixels: (0..5 * 12).map(|i| f64::from(i * 11 % 256)).collect(),
-        names: vec![],
-    };
+    let gray = images(5, [1, 3, 4]);
     let folder = dir.join("gray");
     vpfb_runtime::images::write_image_dir(&folder, "g", &gray.pixels, gray.shape).unwrap();
-    let meta = |c: usize| {
-        vpfb_runtime::ModelMeta::new(
-            vec![c, 3, 4],
-            vpfb_runtime::Normalization::Identity,
-            serde_json::Value::Null,
-        )
-    };
+    let meta = |c: usize| image_meta([c, 3, 4]);
     for rows in [1, 2, 5] {
         let stream = RecordStream::open_for_model(&folder, &meta(1), Cells::Finite).unwrap();
         assert_eq!(in_chunks(stream, rows).values, gray.pixels, "by {rows}");
@@ -159,8 +160,7 @@ fn image_folders_are_read_a_chunk_of_files_at_a_time() {
             assert_eq!([&img[..12], &img[12..24], &img[24..]], [src; 3]);
         }
     }
-    let mut taller = meta(1);
-    taller.data_shape = vec![1, 4, 4];
+    let taller = image_meta([1, 4, 4]);
     let wrong = RecordStream::open_for_model(&folder, &taller, Cells::Finite)
         .and_then(|mut s| s.next_chunk(2))
         .expect_err("3×4 images for a 4×4 model")
