@@ -27,7 +27,8 @@ impl ImageSet {
     }
 }
 
-fn format_err(path: &Path, reason: impl Into<String>) -> Error {
+/// A [`Error::Format`] naming `path` (the readers of image and record files share it).
+pub(crate) fn format_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Format {
         path: path.to_path_buf(),
         reason: reason.into(),
@@ -268,7 +269,7 @@ pub fn idx_bytes(set: &ImageSet) -> Vec<u8> {
 }
 
 /// Whether `p` names a PNG or JPEG file (by extension).
-pub fn is_image_file(p: &Path) -> bool {
+pub(crate) fn is_image_file(p: &Path) -> bool {
     matches!(
         p.extension()
             .and_then(|e| e.to_str())
@@ -279,7 +280,7 @@ pub fn is_image_file(p: &Path) -> bool {
 }
 
 /// The PNG/JPEG files in `dir`, sorted by name (other files are ignored); an error when there are none.
-pub fn image_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn image_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| Error::Read {
             path: dir.to_path_buf(),

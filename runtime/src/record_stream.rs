@@ -7,16 +7,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::images::{self, IdxRows};
+use crate::images::{self, format_err, IdxRows};
 use crate::io::{is_header_cell, parse_cells, Cells, Records};
 use crate::{Error, ModelMeta, Result};
-
-fn format_err(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Format {
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    }
-}
 
 fn read_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Read {
