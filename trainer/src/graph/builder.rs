@@ -515,6 +515,24 @@ impl Graph {
         }
     }
 
+    /// The kernel gradient of a stride-1 [`Graph::conv2d`] with padding `pad` and kernel extent `k`,
+    /// given its input `x` `[N, C, H, W]` and the gradient `g` `[N, O, H', W']` of its output:
+    /// `[O, C, k, k]`.
+    pub fn conv2d_kernel_grad(&mut self, x: NodeId, g: NodeId, pad: usize, k: usize) -> R {
+        let (c, h, wd) = self.image_dims(x, "conv2d_kernel_grad")?;
+        let (o, gh, gw) = self.image_dims(g, "conv2d_kernel_grad")?;
+        let out = |n: usize| (n + 2 * pad + 1).checked_sub(k);
+        if k == 0 || out(h) != Some(gh) || out(wd) != Some(gw) {
+            return Err(shape_err(format!(
+                "conv2d_kernel_grad of {} against output gradient {} (pad {pad}, kernel {k})",
+                show(self.shape(x)),
+                show(self.shape(g))
+            )));
+        }
+        let shape = vec![Dim::Fixed(o), Dim::Fixed(c), Dim::Fixed(k), Dim::Fixed(k)];
+        Ok(self.push(Op::Conv2dKernelGrad { x, g, pad, k }, shape))
+    }
+
     /// Group normalisation without the affine part: each sample's channels are split into `groups`
     /// groups, and each group is shifted and scaled to zero mean and unit variance (biased, + `eps`).
     pub fn group_norm(&mut self, x: NodeId, groups: usize, eps: f64) -> R {

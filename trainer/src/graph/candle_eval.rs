@@ -29,153 +29,265 @@ pub fn eval(
     dtype: DType,
     device: &Device,
 ) -> Result<Vec<Tensor>, GraphError> {
-    let Some(last) = targets.iter().map(|t| t.index()).max() else {
-        return Ok(vec![]);
+    let (values, _) = eval_then(
+        graph,
+        bindings,
+        targets,
+        |_| Ok(HashMap::new()),
+        &[],
+        dtype,
+        device,
+    )?;
+    Ok(values)
+}
+
+/// Evaluates `first`; then `more_inputs` turns their values into the graph inputs that `bindings`
+/// left unbound; then evaluates `then`, which may read those inputs.
+///
+/// One evaluation in two stages: values of the first stage that the second reads are kept rather
+/// than recomputed (a training step computes ψ and its gradients, derives the loss's cotangents from
+/// them, and then the parameter gradients, which read the first stage's activations). Every value is
+/// dropped after its last reader.
+pub fn eval_then(
+    graph: &Graph,
+    bindings: &Bindings<'_>,
+    first: &[NodeId],
+    more_inputs: impl FnOnce(&[Tensor]) -> Result<HashMap<String, Tensor>, GraphError>,
+    then: &[NodeId],
+    dtype: DType,
+    device: &Device,
+) -> Result<(Vec<Tensor>, Vec<Tensor>), GraphError> {
+    let Some(last) = first.iter().chain(then).map(|t| t.index()).max() else {
+        return Ok((vec![], vec![]));
     };
+    let nodes = graph.nodes();
     let mut needed = vec![false; last + 1];
-    for t in targets {
+    for t in first.iter().chain(then) {
         needed[t.index()] = true;
     }
     for i in (0..=last).rev() {
         if needed[i] {
-            for a in graph.nodes()[i].op.args() {
+            for a in nodes[i].op.args() {
                 needed[a.index()] = true;
             }
         }
     }
-    // Drop each value after its last reader, so evaluation without autograd (sampling, scoring,
-    // calibration of image models) holds only the live tensors, not every intermediate.
-    let mut last_use: Vec<usize> = (0..=last).collect();
+    // Nodes that read an input the first stage does not have belong to the second stage.
+    let mut late = vec![false; last + 1];
     for i in 0..=last {
-        if needed[i] {
-            for a in graph.nodes()[i].op.args() {
-                last_use[a.index()] = i;
-            }
+        late[i] = match &nodes[i].op {
+            Op::Input(name) => !bindings.inputs.contains_key(name),
+            op => op.args().iter().any(|a| late[a.index()]),
+        };
+    }
+    if let Some(t) = first.iter().find(|t| late[t.index()]) {
+        let name = (0..=t.index())
+            .find_map(|i| match &nodes[i].op {
+                Op::Input(name) if late[i] => Some(name.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        return Err(GraphError::MissingBinding {
+            kind: "input",
+            name,
+        });
+    }
+    let order: Vec<usize> = (0..=last)
+        .filter(|&i| needed[i] && !late[i])
+        .chain((0..=last).filter(|&i| needed[i] && late[i]))
+        .collect();
+    // Drop each value after its last reader, so evaluation without autograd (sampling, scoring,
+    // calibration of image models, parameter gradients) holds only the live tensors.
+    let mut last_use = vec![0usize; last + 1];
+    for (pos, &i) in order.iter().enumerate() {
+        last_use[i] = last_use[i].max(pos);
+        for a in nodes[i].op.args() {
+            last_use[a.index()] = pos;
         }
     }
-    for t in targets {
+    for t in first.iter().chain(then) {
         last_use[t.index()] = usize::MAX;
     }
     let mut values: Vec<Option<Tensor>> = vec![None; last + 1];
     let mut batch: Option<usize> = None;
-    for i in 0..=last {
-        if !needed[i] {
-            continue;
+    let mut inputs_late: Option<HashMap<String, Tensor>> = None;
+    let mut more_inputs = Some(more_inputs);
+    let mut first_values = vec![];
+    for (pos, &i) in order.iter().enumerate() {
+        if late[i] && inputs_late.is_none() {
+            first_values = collect(&values, first);
+            let more = more_inputs.take().expect("called once")(&first_values)?;
+            inputs_late = Some(more);
         }
-        let node = &graph.nodes()[i];
-        let v = |id: &NodeId| {
-            values[id.index()]
-                .as_ref()
-                .expect("arguments precede their users")
+        let inputs = match &inputs_late {
+            Some(more) if late[i] => more,
+            _ => &bindings.inputs,
         };
-        let value = match &node.op {
-            Op::Input(name) => {
-                let t = bindings
-                    .inputs
-                    .get(name)
-                    .ok_or_else(|| GraphError::MissingBinding {
-                        kind: "input",
-                        name: name.clone(),
-                    })?;
-                check_binding("input", name, t, &node.shape, &mut batch)?;
-                t.to_dtype(dtype)?
-            }
-            Op::Param(name) => {
-                let t = bindings
-                    .params
-                    .get(name)
-                    .ok_or_else(|| GraphError::MissingBinding {
-                        kind: "parameter",
-                        name: name.clone(),
-                    })?;
-                check_binding("parameter", name, t, &node.shape, &mut batch)?;
-                if t.dtype() == dtype {
-                    t.clone()
-                } else {
-                    t.to_dtype(dtype)?
-                }
-            }
-            Op::Const { dims, data } => {
-                Tensor::from_vec(data.clone(), dims.as_slice(), device)?.to_dtype(dtype)?
-            }
-            Op::Unary(f, a) => unary(*f, v(a))?,
-            Op::Binary(f, a, b) => {
-                let (a, b) = (v(a), v(b));
-                let shape = a.shape().broadcast_shape_binary_op(b.shape(), "binary")?;
-                let (a, b) = (
-                    broadcast_for_grad(a, &shape)?,
-                    broadcast_for_grad(b, &shape)?,
-                );
-                match f {
-                    Binary::Add => a.add(&b)?,
-                    Binary::Sub => a.sub(&b)?,
-                    Binary::Mul => a.mul(&b)?,
-                    Binary::Div => a.div(&b)?,
-                }
-            }
-            Op::MatMul(a, b) => {
-                let (a, b) = (v(a), v(b));
-                match a.matmul(b) {
-                    Ok(y) => y,
-                    Err(_) => a.contiguous()?.matmul(&b.contiguous()?)?,
-                }
-            }
-            Op::Transpose(a, perm) => v(a).permute(perm.as_slice())?,
-            Op::Sum { x, axes, keepdim } => {
-                if *keepdim {
-                    v(x).sum_keepdim(axes.as_slice())?
-                } else {
-                    v(x).sum(axes.as_slice())?
-                }
-            }
-            Op::Mean { x, axes, keepdim } => {
-                if *keepdim {
-                    v(x).mean_keepdim(axes.as_slice())?
-                } else {
-                    v(x).mean(axes.as_slice())?
-                }
-            }
-            Op::Concat(xs, axis) => {
-                let parts: Vec<&Tensor> = xs.iter().map(v).collect();
-                Tensor::cat(&parts, *axis)?
-            }
-            Op::Slice {
-                x,
-                axis,
-                start,
-                end,
-            } => v(x).narrow(*axis, *start, end - start)?,
-            Op::Pad {
-                x,
-                axis,
-                before,
-                after,
-            } => v(x).pad_with_zeros(*axis, *before, *after)?,
-            Op::Reshape(x, shape) => {
-                let dims = resolve(shape, v(x).elem_count());
-                v(x).reshape(dims)?
-            }
-            Op::ExpandLike(x, like) => v(x).broadcast_as(v(like).shape())?,
-            Op::Conv2d { x, w, stride, pad } => conv2d(v(x), v(w), *stride, *pad)?,
-            Op::ConvTranspose2d {
-                x,
-                w,
-                stride,
-                pad,
-                out_pad,
-            } => conv_transpose2d(v(x), v(w), *stride, *pad, *out_pad)?,
-        };
+        let value = node_value(
+            graph,
+            NodeId(i),
+            &values,
+            inputs,
+            bindings.params,
+            dtype,
+            device,
+            &mut batch,
+        )?;
         values[i] = Some(value);
-        for a in node.op.args() {
-            if last_use[a.index()] == i {
+        for a in nodes[i].op.args() {
+            if last_use[a.index()] == pos {
                 values[a.index()] = None;
             }
         }
     }
-    Ok(targets
+    if inputs_late.is_none() {
+        first_values = collect(&values, first);
+    }
+    Ok((first_values, collect(&values, then)))
+}
+
+fn collect(values: &[Option<Tensor>], targets: &[NodeId]) -> Vec<Tensor> {
+    targets
         .iter()
         .map(|t| values[t.index()].clone().expect("target evaluated"))
-        .collect())
+        .collect()
+}
+
+/// The value of node `id` from its arguments' values.
+#[allow(clippy::too_many_arguments)]
+fn node_value(
+    graph: &Graph,
+    id: NodeId,
+    values: &[Option<Tensor>],
+    inputs: &HashMap<String, Tensor>,
+    params: &HashMap<String, Tensor>,
+    dtype: DType,
+    device: &Device,
+    batch: &mut Option<usize>,
+) -> Result<Tensor, GraphError> {
+    let node = &graph.nodes()[id.index()];
+    let v = |id: &NodeId| {
+        values[id.index()]
+            .as_ref()
+            .expect("arguments precede their users")
+    };
+    Ok(match &node.op {
+        Op::Input(name) => {
+            let t = inputs.get(name).ok_or_else(|| GraphError::MissingBinding {
+                kind: "input",
+                name: name.clone(),
+            })?;
+            check_binding("input", name, t, &node.shape, batch)?;
+            t.to_dtype(dtype)?
+        }
+        Op::Param(name) => {
+            let t = params.get(name).ok_or_else(|| GraphError::MissingBinding {
+                kind: "parameter",
+                name: name.clone(),
+            })?;
+            check_binding("parameter", name, t, &node.shape, batch)?;
+            if t.dtype() == dtype {
+                t.clone()
+            } else {
+                t.to_dtype(dtype)?
+            }
+        }
+        Op::Const { dims, data } => {
+            Tensor::from_vec(data.clone(), dims.as_slice(), device)?.to_dtype(dtype)?
+        }
+        Op::Unary(f, a) => unary(*f, v(a))?,
+        Op::Binary(f, a, b) => {
+            let (a, b) = (v(a), v(b));
+            let shape = a.shape().broadcast_shape_binary_op(b.shape(), "binary")?;
+            let (a, b) = (
+                broadcast_for_grad(a, &shape)?,
+                broadcast_for_grad(b, &shape)?,
+            );
+            match f {
+                Binary::Add => a.add(&b)?,
+                Binary::Sub => a.sub(&b)?,
+                Binary::Mul => a.mul(&b)?,
+                Binary::Div => a.div(&b)?,
+            }
+        }
+        Op::MatMul(a, b) => {
+            let (a, b) = (v(a), v(b));
+            match a.matmul(b) {
+                Ok(y) => y,
+                Err(_) => a.contiguous()?.matmul(&b.contiguous()?)?,
+            }
+        }
+        Op::Transpose(a, perm) => v(a).permute(perm.as_slice())?,
+        Op::Sum { x, axes, keepdim } => sum(v(x), axes, *keepdim)?,
+        Op::Mean { x, axes, keepdim } => {
+            if *keepdim {
+                v(x).mean_keepdim(axes.as_slice())?
+            } else {
+                v(x).mean(axes.as_slice())?
+            }
+        }
+        Op::Concat(xs, axis) => {
+            let parts: Vec<&Tensor> = xs.iter().map(v).collect();
+            Tensor::cat(&parts, *axis)?
+        }
+        Op::Slice {
+            x,
+            axis,
+            start,
+            end,
+        } => v(x).narrow(*axis, *start, end - start)?,
+        Op::Pad {
+            x,
+            axis,
+            before,
+            after,
+        } => v(x).pad_with_zeros(*axis, *before, *after)?,
+        Op::Reshape(x, shape) => {
+            let dims = resolve(shape, v(x).elem_count());
+            v(x).reshape(dims)?
+        }
+        Op::ExpandLike(x, like) => v(x).broadcast_as(v(like).shape())?,
+        Op::Conv2d { x, w, stride, pad } => conv2d(v(x), v(w), *stride, *pad)?,
+        Op::ConvTranspose2d {
+            x,
+            w,
+            stride,
+            pad,
+            out_pad,
+        } => conv_transpose2d(v(x), v(w), *stride, *pad, *out_pad)?,
+        Op::Conv2dKernelGrad { x, g, pad, k } => conv2d_kernel_grad(v(x), v(g), *pad, *k)?,
+    })
+}
+
+/// The sum over `axes`. A sum over the batch axis (a parameter's gradient, gathered from every record)
+/// is a matrix product with a row of ones: Candle's CPU sum is vectorised only over trailing axes, and
+/// over a leading one runs an index loop per element.
+fn sum(x: &Tensor, axes: &[usize], keepdim: bool) -> candle_core::Result<Tensor> {
+    let dims = x.dims().to_vec();
+    if !axes.contains(&0) || dims.len() < 2 || dims[0] < 2 {
+        return if keepdim {
+            x.sum_keepdim(axes)
+        } else {
+            x.sum(axes)
+        };
+    }
+    let rest: usize = dims[1..].iter().product();
+    let ones = Tensor::ones((1, dims[0]), x.dtype(), x.device())?;
+    let mut kept = dims.clone();
+    kept[0] = 1;
+    let mut folded = ones.matmul(&x.reshape((dims[0], rest))?)?.reshape(kept)?;
+    let others: Vec<usize> = axes.iter().copied().filter(|&a| a != 0).collect();
+    if !others.is_empty() {
+        folded = folded.sum_keepdim(others)?;
+    }
+    if keepdim {
+        return Ok(folded);
+    }
+    let out: Vec<usize> = (0..dims.len())
+        .filter(|a| !axes.contains(a))
+        .map(|a| dims[a])
+        .collect();
+    folded.reshape(out)
 }
 
 /// `t` broadcast to `shape` in a form whose gradient Candle computes quickly.
@@ -238,22 +350,43 @@ fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> candle_core::Res
     let (n, c, h, wd) = x.dims4()?;
     let (o, _, k, _) = w.dims4()?;
     let (oh, ow) = (h + 2 * pad + 1 - k, wd + 2 * pad + 1 - k);
-    let cols = if k == 1 && pad == 0 {
-        x.reshape((n, c, h * wd))?
-    } else {
-        let xp = x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
-        let mut patches = Vec::with_capacity(k * k);
-        for dy in 0..k {
-            for dx in 0..k {
-                patches.push(xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?);
-            }
-        }
-        // [N, k·k·C, OH·OW], rows ordered (dy, dx, c).
-        Tensor::cat(&patches, 1)?.reshape((n, k * k * c, oh * ow))?
-    };
+    let cols = im2col(x, pad, k, oh, ow)?;
     let wm = w.permute((0, 2, 3, 1))?.reshape((1, o, k * k * c))?;
     let wm = broadcast_for_grad(&wm, &(n, o, k * k * c).into())?.contiguous()?;
     wm.matmul(&cols.contiguous()?)?.reshape((n, o, oh, ow))
+}
+
+/// The `k × k` patches of `x` zero-padded by `pad`, for an `oh × ow` output: `[N, k·k·C, oh·ow]`, rows
+/// ordered (dy, dx, c).
+fn im2col(x: &Tensor, pad: usize, k: usize, oh: usize, ow: usize) -> candle_core::Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    if k == 1 && pad == 0 {
+        return x.reshape((n, c, h * wd));
+    }
+    let xp = x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
+    let mut patches = Vec::with_capacity(k * k);
+    for dy in 0..k {
+        for dx in 0..k {
+            patches.push(xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?);
+        }
+    }
+    Tensor::cat(&patches, 1)?.reshape((n, k * k * c, oh * ow))
+}
+
+/// The kernel gradient of a stride-1 convolution: each image's output gradient `[O, H'·W']` times its
+/// im2col patches, summed over the batch by one matrix product with a row of ones.
+fn conv2d_kernel_grad(x: &Tensor, g: &Tensor, pad: usize, k: usize) -> candle_core::Result<Tensor> {
+    let (n, c, _, _) = x.dims4()?;
+    let (_, o, oh, ow) = g.dims4()?;
+    // [N, k·k·C, H'·W'], rows ordered (dy, dx, c).
+    let cols = im2col(x, pad, k, oh, ow)?;
+    // The transposed patches are a column-major view, which the matrix product reads as it is.
+    let per_image = g.reshape((n, o, oh * ow))?.matmul(&cols.transpose(1, 2)?)?;
+    let ones = Tensor::ones((1, n), per_image.dtype(), per_image.device())?;
+    ones.matmul(&per_image.reshape((n, o * k * k * c))?)?
+        .reshape((o, k, k, c))?
+        .permute((0, 3, 1, 2))?
+        .contiguous()
 }
 
 /// Transposed convolution. Stride 1 is a convolution with the spatially flipped kernel, its two
@@ -319,7 +452,44 @@ fn check_binding(
 mod tests {
     use candle_core::{Device, Tensor, Var};
 
-    use super::broadcast_for_grad;
+    use super::{broadcast_for_grad, sum};
+
+    /// Sums over the batch axis (through a matrix product) equal Candle's own, with and without the
+    /// reduced axes kept, alone or with others.
+    #[test]
+    fn batch_axis_sums_equal_candles_sums() -> candle_core::Result<()> {
+        let x = Tensor::arange(0.0f64, 120.0, &Device::Cpu)?
+            .sqr()?
+            .reshape((4, 3, 2, 5))?;
+        for axes in [
+            vec![0],
+            vec![0, 2, 3],
+            vec![0, 1],
+            vec![1, 3],
+            vec![0, 1, 2, 3],
+        ] {
+            for keepdim in [true, false] {
+                let got = sum(&x, &axes, keepdim)?;
+                let want = if keepdim {
+                    x.sum_keepdim(axes.as_slice())?
+                } else {
+                    x.sum(axes.as_slice())?
+                };
+                assert_eq!(got.dims(), want.dims(), "{axes:?} keepdim {keepdim}");
+                let (got, want) = (
+                    got.flatten_all()?.to_vec1::<f64>()?,
+                    want.flatten_all()?.to_vec1::<f64>()?,
+                );
+                for (a, b) in got.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                        "{axes:?}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 
     /// The batch-axis product with ones gives the values and the gradient of a plain broadcast.
     #[test]

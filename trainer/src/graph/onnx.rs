@@ -493,6 +493,12 @@ impl Emitter {
                 attrs.push(ints_attr("output_padding", &[op, op]));
                 self.node("ConvTranspose", &[&x, &w], &out, attrs);
             }
+            Op::Conv2dKernelGrad { .. } => {
+                return Err(GraphError::NotDifferentiable(
+                    "a parameter gradient (conv2d_kernel_grad) is part of training, not of a model file"
+                        .into(),
+                ))
+            }
         }
         self.names.insert(id, out);
         Ok(())

@@ -95,6 +95,15 @@ pub enum Op {
         pad: usize,
         out_pad: usize,
     },
+    /// The gradient of a stride-1 [`Op::Conv2d`] in its kernel: `Σ_{n,i,j} g[n,o,i,j]·x̃[n,c,i+a,j+b]`
+    /// for `x` `[N, C, H, W]` zero-padded by `pad` into x̃ and `g` `[N, O, H', W']`; output
+    /// `[O, C, k, k]`. Only training's parameter gradient uses it; it is not exported.
+    Conv2dKernelGrad {
+        x: NodeId,
+        g: NodeId,
+        pad: usize,
+        k: usize,
+    },
 }
 
 impl Op {
@@ -108,6 +117,7 @@ impl Op {
             }
             Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::ExpandLike(a, b) => vec![*a, *b],
             Op::Conv2d { x, w, .. } | Op::ConvTranspose2d { x, w, .. } => vec![*x, *w],
+            Op::Conv2dKernelGrad { x, g, .. } => vec![*x, *g],
             Op::Concat(xs, _) => xs.clone(),
         }
     }

@@ -231,37 +231,62 @@ fn rule(
             out.push((*x, g.sum_to(gy, &s)?));
         }
         Op::Conv2d { x, w, stride, pad } => {
-            if needs(*w) {
-                return Err(kernel_not_differentiable("conv2d"));
-            }
-            // The transposed convolution restores the input extent; rows that the strided
-            // forward pass never read come back through the output padding.
-            let fixed = |d: super::Dim| match d {
-                super::Dim::Fixed(n) => n,
-                super::Dim::Batch => unreachable!("spatial axes are fixed-size by construction"),
-            };
-            let h = fixed(g.shape(*x)[2]);
-            let ho = fixed(g.shape(y)[2]);
             let k = fixed(g.shape(*w)[2]);
-            let out_pad = h + 2 * pad - ((ho - 1) * stride + k);
-            out.push((*x, g.conv_transpose2d(gy, *w, *stride, *pad, out_pad)?));
+            if needs(*w) {
+                if *stride != 1 {
+                    return Err(kernel_not_differentiable("conv2d with stride > 1"));
+                }
+                out.push((*w, g.conv2d_kernel_grad(*x, gy, *pad, k)?));
+            }
+            if needs(*x) {
+                // The transposed convolution restores the input extent; rows that the strided
+                // forward pass never read come back through the output padding.
+                let h = fixed(g.shape(*x)[2]);
+                let ho = fixed(g.shape(y)[2]);
+                let out_pad = h + 2 * pad - ((ho - 1) * stride + k);
+                out.push((*x, g.conv_transpose2d(gy, *w, *stride, *pad, out_pad)?));
+            }
         }
         Op::ConvTranspose2d {
-            x, w, stride, pad, ..
+            x,
+            w,
+            stride,
+            pad,
+            out_pad,
         } => {
             if needs(*w) {
-                return Err(kernel_not_differentiable("conv_transpose2d"));
+                if *stride != 1 || *out_pad != 0 {
+                    return Err(kernel_not_differentiable(
+                        "conv_transpose2d with stride > 1 or output padding",
+                    ));
+                }
+                // y = the adjoint of conv2d(·, w): ⟨y, ḡ⟩ = ⟨x, conv2d(ḡ, w)⟩, so the kernel
+                // gradient is conv2d's with the roles of x and ḡ swapped.
+                let k = fixed(g.shape(*w)[2]);
+                out.push((*w, g.conv2d_kernel_grad(gy, *x, *pad, k)?));
             }
-            out.push((*x, g.conv2d(gy, *w, *stride, *pad)?));
+            if needs(*x) {
+                out.push((*x, g.conv2d(gy, *w, *stride, *pad)?));
+            }
+        }
+        Op::Conv2dKernelGrad { .. } => {
+            return Err(GraphError::NotDifferentiable(
+                "conv2d_kernel_grad (a parameter gradient) is not differentiated again".into(),
+            ));
         }
     }
     Ok(out.into_iter().filter(|(a, _)| needs(*a)).collect())
 }
 
-/// Kernels are parameters: the explicit gradients are taken with respect to the inputs `x` and
-/// `t`, so a kernel computed from them is outside the op set (Candle's autograd handles θ).
+/// Kernel gradients exist for the stride-1 convolutions that the networks use.
 fn kernel_not_differentiable(op: &str) -> GraphError {
-    GraphError::NotDifferentiable(format!(
-        "{op} with a kernel that depends on the differentiated inputs"
-    ))
+    GraphError::NotDifferentiable(format!("the kernel of {op}"))
+}
+
+/// The size of a spatial or channel axis.
+fn fixed(d: super::Dim) -> usize {
+    match d {
+        super::Dim::Fixed(n) => n,
+        super::Dim::Batch => unreachable!("spatial axes are fixed-size by construction"),
+    }
 }
