@@ -66,6 +66,7 @@ fn trained_moons_model_samples_close_to_the_data() {
         seed: 0,
         checkpoint_every: 1000,
         log_every: 50,
+        shards: 1,
         normalization: None,
     };
     let mut trainer = Trainer::create(config, &dir.join("run"), candle_core::Device::Cpu).unwrap();

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use candle_core::{backprop::GradStore, Tensor, Var};
+use candle_core::{Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 /// How the learning rate moves after the warm-up.
@@ -122,14 +122,15 @@ impl Optimizer {
         self.cfg.ema_decay.min((1.0 + n as f64) / (10.0 + n as f64))
     }
 
-    /// Applies one update from `grads`; parameters without a gradient are left unchanged.
-    pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
+    /// Applies one update from `grads` (by parameter name); parameters without a gradient are left
+    /// unchanged.
+    pub fn step(&mut self, grads: &HashMap<String, Tensor>) -> candle_core::Result<()> {
         let lr = self.lr_at(self.step);
         let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
         let t = (self.step + 1) as i32;
         let decay = self.ema_decay_at(self.step + 1);
         for (name, p) in &self.params {
-            let Some(g) = grads.get(p.as_tensor()) else {
+            let Some(g) = grads.get(name) else {
                 continue;
             };
             // Optimiser arithmetic must not join the autograd graph: a tracked EMA or moment would keep

@@ -122,6 +122,7 @@ fn unet_run(data: DataSpec, steps: usize) -> RunConfig {
         seed: 5,
         checkpoint_every: 2,
         log_every: 1,
+        shards: 1,
         normalization: None,
     }
 }

@@ -136,6 +136,15 @@ impl LossConfig {
 }
 
 impl LossConfig {
+    /// Whether the loss is a mean of per-record terms, so that a batch split into shards has the whole
+    /// batch's gradient as the shards' record-weighted sum. The correlation term (batch statistics) and
+    /// the gauge time term (groups of records) are not.
+    pub fn per_record(&self) -> bool {
+        let corr = self.cov != CovMode::Off && self.cov_weight != 0.0;
+        let gauge = self.time_term == TimeTerm::Gauge && self.temb_weight != 0.0;
+        !corr && !gauge
+    }
+
     /// How many consecutive records of a batch share one training time: [`GAUGE_GROUP`] when the gauge
     /// time term is on, else 1.
     pub fn time_group(&self) -> usize {

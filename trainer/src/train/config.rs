@@ -25,6 +25,10 @@ impl ArchConfig {
     }
 }
 
+fn one_shard() -> usize {
+    1
+}
+
 /// A run's full configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -40,6 +44,11 @@ pub struct RunConfig {
     pub checkpoint_every: usize,
     /// Write a loss-log row every this many steps.
     pub log_every: usize,
+    /// Shards each batch is split into for data-parallel gradients (1: the whole batch at once). Part
+    /// of the run, not of the machine, so the numbers do not depend on the thread count; runs written
+    /// before this setting existed load as 1.
+    #[serde(default = "one_shard")]
+    pub shards: usize,
     /// The normalisation to train in instead of the one computed from the data (taken from another
     /// model with `--normalization-from`, so the two share one model space and compose exactly).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +83,7 @@ mod tests {
             seed: 0,
             checkpoint_every: 5,
             log_every: 1,
+            shards: 3,
             normalization: None,
         };
         let mut json = serde_json::to_value(&cfg).unwrap();
@@ -88,7 +98,9 @@ mod tests {
                 "{key}"
             );
         }
+        assert!(json.as_object_mut().unwrap().remove("shards").is_some());
         let old: RunConfig = serde_json::from_value(json).unwrap();
+        cfg.shards = 1;
         cfg.arch = ArchConfig::Mlp(MlpConfig {
             time_scale: 1.0,
             ..MlpConfig::new(2, 16, 2)

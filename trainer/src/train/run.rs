@@ -12,12 +12,14 @@ use thiserror::Error;
 use vpfb_runtime::Normalization;
 
 use super::checkpoint::{Checkpoint, CheckpointError};
+use super::shards::{sharded_step, ShardedStep, StepInputs};
 use super::RunConfig;
 use crate::data::{to_model_space, DataError, Dataset};
-use crate::graph::candle_eval::{eval, Bindings};
 use crate::graph::GraphError;
-use crate::loss::{loss, PathBatch};
-use crate::nn::{build_potential, init_params, PotentialGraph};
+use crate::loss::PathBatch;
+use crate::nn::{
+    build_potential, init_params, param_gradient_graph, ParamGradientGraph, PotentialGraph,
+};
 use crate::optim::Optimizer;
 
 /// The loss log in a run folder.
@@ -75,6 +77,8 @@ pub struct Trainer {
     pub config: RunConfig,
     pub dir: PathBuf,
     pub pg: PotentialGraph,
+    /// `pg` with the gradient of the loss in the parameters (what a step evaluates).
+    grad_graph: ParamGradientGraph,
     pub varmap: VarMap,
     pub opt: Optimizer,
     pub dataset: Dataset,
@@ -121,11 +125,20 @@ impl Trainer {
     fn assemble(
         config: RunConfig,
         device: Device,
-    ) -> Result<(PotentialGraph, Dataset, VarMap), FitError> {
+    ) -> Result<(PotentialGraph, ParamGradientGraph, Dataset, VarMap), FitError> {
         if config.batch < 2 {
             return Err(FitError::Invalid(format!(
                 "--batch must be at least 2 (got {})",
                 config.batch
+            )));
+        }
+        if config.shards == 0 {
+            return Err(FitError::Invalid("--shards must be at least 1".into()));
+        }
+        if config.shards > 1 && !config.loss.per_record() {
+            return Err(FitError::Invalid(format!(
+                "--shards {} needs a loss that is a mean over records; the correlation term and the gauge time term use statistics of the whole batch (use --shards 1)",
+                config.shards
             )));
         }
         let dataset = Dataset::load(&config.data, config.seed)?;
@@ -138,9 +151,10 @@ impl Trainer {
             )));
         }
         let pg = build_potential(net)?;
+        let grad_graph = param_gradient_graph(&pg)?;
         let varmap = VarMap::new();
         init_params(&pg.params, &varmap, config.seed, DType::F32, &device)?;
-        Ok((pg, dataset, varmap))
+        Ok((pg, grad_graph, dataset, varmap))
     }
 
     fn vars(varmap: &VarMap) -> Vec<(String, Var)> {
@@ -165,7 +179,7 @@ impl Trainer {
             )));
         }
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let (pg, dataset, varmap) = Self::assemble(config.clone(), device.clone())?;
+        let (pg, grad_graph, dataset, varmap) = Self::assemble(config.clone(), device.clone())?;
         let normalization = match &config.normalization {
             Some(given) => {
                 check_normalization(given, dataset.dim())?;
@@ -181,6 +195,7 @@ impl Trainer {
             config,
             dir: dir.to_path_buf(),
             pg,
+            grad_graph,
             varmap,
             opt,
             dataset,
@@ -204,7 +219,7 @@ impl Trainer {
             }
             config.steps = s;
         }
-        let (pg, dataset, varmap) = Self::assemble(config.clone(), device.clone())?;
+        let (pg, grad_graph, dataset, varmap) = Self::assemble(config.clone(), device.clone())?;
         let mut opt = Optimizer::new(config.optim.clone(), Self::vars(&varmap), config.steps)?;
         let get = |key: String| -> Result<Tensor, FitError> {
             tensors.get(&key).cloned().ok_or_else(|| {
@@ -251,6 +266,7 @@ impl Trainer {
             config,
             dir: dir.to_path_buf(),
             pg,
+            grad_graph,
             varmap,
             opt,
             dataset,
@@ -294,27 +310,26 @@ impl Trainer {
             loss_cfg.time_group(),
             &mut rng,
         )?;
-        let params = self.params();
-        // The loss works on flat [B, D] rows; the network sees records in their own shape.
-        let mut x_dims = vec![b];
-        x_dims.extend(&self.pg.data_shape);
-        let inputs = HashMap::from([
-            ("x".to_string(), batch.xt.reshape(x_dims)?),
-            ("t".to_string(), batch.t.clone()),
-        ]);
-        let out = eval(
-            &self.pg.graph,
-            &Bindings {
-                inputs,
+        // Plain tensors: the gradient is part of the graph, so Candle need not record the step.
+        let params: HashMap<String, Tensor> = self
+            .params()
+            .into_iter()
+            .map(|(name, p)| (name, p.detach()))
+            .collect();
+        let ShardedStep {
+            terms: values,
+            grads,
+        } = sharded_step(
+            &StepInputs {
+                graph: &self.grad_graph,
+                loss: loss_cfg,
                 params: &params,
+                dtype: DType::F32,
+                device: &self.device,
             },
-            &[self.pg.psi, self.pg.velocity, self.pg.dpsi_dt],
-            DType::F32,
-            &self.device,
+            &batch,
+            self.config.shards,
         )?;
-        let velocity = out[1].reshape((b, dim))?;
-        let terms = loss(&self.config.loss, &out[0], &velocity, &out[2], &batch)?;
-        let values = terms.values()?;
         let log = StepLog {
             step: step + 1,
             terms: values,
@@ -337,7 +352,6 @@ impl Trainer {
                 },
             });
         }
-        let grads = terms.total.backward()?;
         self.opt.step(&grads)?;
         if log.step.is_multiple_of(self.config.log_every.max(1)) || log.step == self.config.steps {
             self.pending_log.push(log);
