@@ -137,9 +137,21 @@ fn fit_and_export_reject_bad_input_with_one_line_errors() {
         ),
         ("--time-scale", "0", "--time-scale positive"),
         ("--threads", "0", "--threads must be at least 1"),
+        ("--shards", "0", "--shards must be at least 1"),
     ] {
         assert_one_line_error(&fit_with(flag, value), needle);
     }
+    // The correlation term needs the whole batch: shards are refused, not silently wrong.
+    assert_one_line_error(
+        &run(
+            vpfb_train(),
+            &[
+                "fit", "--data", "moons", "--steps", "5", "--loss", "paper", "--shards", "2",
+                "--out", out_s,
+            ],
+        ),
+        "--shards 2 needs a loss that is a mean over records",
+    );
     assert!(!out.join("checkpoint.json").exists());
     let missing_run = dir.join("missing-run");
     fails_cleanly(
@@ -262,9 +274,13 @@ fn fit_resume_export_on_a_csv_table() {
         !run.join("psi.png").exists(),
         "psi.png is for 2-D data only"
     );
-    // An MLP trains on one thread unless told otherwise (RAYON_NUM_THREADS, when set, decides).
+    // Without --threads (and RAYON_NUM_THREADS) a run takes every core and splits each batch into one
+    // shard per thread, recorded in the run.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        assert!(first.contains("CPU threads 1)"), "{first}");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(first.contains(&format!("in {cores} shard(s)")), "{first}");
+        assert!(first.contains(&format!("CPU threads {cores})")), "{first}");
+        assert_eq!(config["shards"], cores);
     }
     let resumed = ok(&[
         "fit",
@@ -277,6 +293,24 @@ fn fit_resume_export_on_a_csv_table() {
         run_s,
     ]);
     assert!(resumed.contains("CPU threads 2)"), "{resumed}");
+    // An MLP whose loss cannot be split trains on one thread unless told otherwise.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let paper = dir.join("paper-run");
+        let printed = ok(&[
+            "fit",
+            "--data",
+            "moons",
+            "--steps",
+            "2",
+            "--loss",
+            "paper",
+            "--no-eval",
+            "--out",
+            paper.to_str().unwrap(),
+        ]);
+        assert!(printed.contains("in 1 shard(s)"), "{printed}");
+        assert!(printed.contains("CPU threads 1)"), "{printed}");
+    }
     let rows = std::fs::read_to_string(run.join("loss.csv"))
         .unwrap()
         .lines()

@@ -154,15 +154,15 @@ pub struct FitArgs {
     /// Device: cpu, cuda or cuda:N (CUDA needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// CPU threads [default: 1 for the MLP, whose small matrix products gain nothing from a split (on
-    /// 2 cores one thread took 0.86× the time of two, with 0.44× the CPU), every core for the UNet;
-    /// RAYON_NUM_THREADS, when set, is the default instead].
+    /// CPU threads [default: RAYON_NUM_THREADS when set, else every core; 1 for an MLP trained
+    /// without shards]. With more than one, each batch is split into shards that train side by side
+    /// (see --shards).
     #[arg(long)]
     threads: Option<usize>,
     /// Split each batch into this many shards whose gradients are computed in parallel and summed
-    /// [default: 2 for the UNet on the CPU with a per-record loss, else 1]. Recorded in the run, so
-    /// its numbers do not depend on the thread count; needs a loss without batch statistics (not
-    /// `--loss paper`).
+    /// [default: the thread count on the CPU, at most the batch; 1 for `--loss paper`, whose
+    /// correlation term needs the whole batch, and on a GPU]. Recorded in the run: its numbers depend
+    /// on the shard count, not on the threads that run the shards.
     #[arg(long, conflicts_with = "resume")]
     shards: Option<usize>,
 }
@@ -177,25 +177,24 @@ fn shards_own_the_threads(threads: usize) {
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global();
-    // SAFETY: no other thread runs now: rayon's workers are idle until the first training step, and
+    // No other thread runs now: rayon's workers are idle until the first training step, and
     // Candle reads the variable only inside tensor operations.
     std::env::set_var("RAYON_NUM_THREADS", "1");
 }
 
-/// The shard count of a new run: `--shards`, else 2 where the batch split pays (the UNet's
-/// per-record loss on the CPU: two cores then run one shard each), else 1.
-fn shard_count(a: &FitArgs, arch: &ArchConfig, loss: &LossConfig, device: &Device) -> usize {
-    a.shards.unwrap_or(
-        if matches!(arch, ArchConfig::Unet(_)) && loss.per_record() && device.is_cpu() {
-            2
-        } else {
-            1
-        },
-    )
+/// The shard count of a new run: `--shards`, else one shard per CPU thread where the loss allows it.
+fn shard_count(a: &FitArgs, loss: &LossConfig, device: &Device, batch: usize) -> usize {
+    a.shards.unwrap_or(if loss.per_record() && device.is_cpu() {
+        candle_core::utils::get_num_threads().clamp(1, batch.max(1))
+    } else {
+        1
+    })
 }
 
-/// The CPU thread count for this run: `--threads`, else RAYON_NUM_THREADS, else 1 for MLPs and every
-/// core for UNets (a resumed run's architecture is read from its checkpoint).
+/// The CPU thread count for this run: `--threads`, else RAYON_NUM_THREADS, else every core, except 1
+/// for an MLP whose loss cannot be split into shards: its small matrix products gain nothing from
+/// splitting them instead (on 2 cores one thread took 0.86× the time of two, with 0.44× the CPU). A
+/// resumed run's settings are read from its checkpoint.
 fn thread_count(a: &FitArgs) -> Result<Option<usize>> {
     if let Some(n) = a.threads {
         if n == 0 {
@@ -206,13 +205,14 @@ fn thread_count(a: &FitArgs) -> Result<Option<usize>> {
     if std::env::var_os("RAYON_NUM_THREADS").is_some() {
         return Ok(None);
     }
-    let unet = if a.resume {
+    let unsplit_mlp = if a.resume {
         // A missing or broken checkpoint is reported by the resume itself.
-        Checkpoint::read_json(&a.out).is_ok_and(|ck| matches!(ck.config.arch, ArchConfig::Unet(_)))
+        Checkpoint::read_json(&a.out)
+            .is_ok_and(|ck| matches!(ck.config.arch, ArchConfig::Mlp(_)) && ck.config.shards == 1)
     } else {
-        a.arch == Arch::Unet
+        a.arch == Arch::Mlp && (a.shards == Some(1) || !loss_config(a).per_record())
     };
-    Ok(if unet { None } else { Some(1) })
+    Ok(if unsplit_mlp { Some(1) } else { None })
 }
 
 fn unet_config(a: &FitArgs, image: [usize; 3]) -> Result<UnetConfig> {
@@ -362,7 +362,7 @@ pub fn run(a: FitArgs) -> Result<()> {
             ),
         };
         let loss = loss_config(&a);
-        let shards = shard_count(&a, &arch, &loss, &device);
+        let shards = shard_count(&a, &loss, &device, a.batch);
         let config = RunConfig {
             data,
             arch,
