@@ -517,8 +517,16 @@ impl Graph {
 
     /// The kernel gradient of a stride-1 [`Graph::conv2d`] with padding `pad` and kernel extent `k`,
     /// given its input `x` `[N, C, H, W]` and the gradient `g` `[N, O, H', W']` of its output:
-    /// `[O, C, k, k]`.
-    pub fn conv2d_kernel_grad(&mut self, x: NodeId, g: NodeId, pad: usize, k: usize) -> R {
+    /// `[O, C, k, k]`; with `transposed`, that of a stride-1 [`Graph::conv_transpose2d`] of `x` whose
+    /// convolution form has padding `pad` (`[C, O, k, k]`, see [`Op::Conv2dKernelGrad`]).
+    pub fn conv2d_kernel_grad(
+        &mut self,
+        x: NodeId,
+        g: NodeId,
+        pad: usize,
+        k: usize,
+        transposed: bool,
+    ) -> R {
         let (c, h, wd) = self.image_dims(x, "conv2d_kernel_grad")?;
         let (o, gh, gw) = self.image_dims(g, "conv2d_kernel_grad")?;
         let out = |n: usize| (n + 2 * pad + 1).checked_sub(k);
@@ -529,8 +537,18 @@ impl Graph {
                 show(self.shape(g))
             )));
         }
-        let shape = vec![Dim::Fixed(o), Dim::Fixed(c), Dim::Fixed(k), Dim::Fixed(k)];
-        Ok(self.push(Op::Conv2dKernelGrad { x, g, pad, k }, shape))
+        let (a, b) = if transposed { (c, o) } else { (o, c) };
+        let shape = vec![Dim::Fixed(a), Dim::Fixed(b), Dim::Fixed(k), Dim::Fixed(k)];
+        Ok(self.push(
+            Op::Conv2dKernelGrad {
+                x,
+                g,
+                pad,
+                k,
+                transposed,
+            },
+            shape,
+        ))
     }
 
     /// Group normalisation without the affine part: each sample's channels are split into `groups`

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::candle_conv::Patches;
 use super::shape::show;
 use super::{Binary, Dim, Graph, GraphError, NodeId, Op, Unary};
 
@@ -110,6 +111,7 @@ pub fn eval_then(
     }
     let mut values: Vec<Option<Tensor>> = vec![None; last + 1];
     let mut batch: Option<usize> = None;
+    let mut patches = Patches::plan(graph, &order);
     let mut inputs_late: Option<HashMap<String, Tensor>> = None;
     let mut more_inputs = Some(more_inputs);
     let mut first_values = vec![];
@@ -132,6 +134,7 @@ pub fn eval_then(
             dtype,
             device,
             &mut batch,
+            &mut patches,
         )?;
         values[i] = Some(value);
         for a in nodes[i].op.args() {
@@ -164,6 +167,7 @@ fn node_value(
     dtype: DType,
     device: &Device,
     batch: &mut Option<usize>,
+    patches: &mut Patches,
 ) -> Result<Tensor, GraphError> {
     let node = &graph.nodes()[id.index()];
     let v = |id: &NodeId| {
@@ -247,15 +251,21 @@ fn node_value(
             v(x).reshape(dims)?
         }
         Op::ExpandLike(x, like) => v(x).broadcast_as(v(like).shape())?,
-        Op::Conv2d { x, w, stride, pad } => conv2d(v(x), v(w), *stride, *pad)?,
+        Op::Conv2d { x, w, stride, pad } => patches.conv2d(*x, v(x), v(w), *stride, *pad)?,
         Op::ConvTranspose2d {
             x,
             w,
             stride,
             pad,
             out_pad,
-        } => conv_transpose2d(v(x), v(w), *stride, *pad, *out_pad)?,
-        Op::Conv2dKernelGrad { x, g, pad, k } => conv2d_kernel_grad(v(x), v(g), *pad, *k)?,
+        } => patches.conv_transpose2d(*x, v(x), v(w), (*stride, *pad, *out_pad))?,
+        Op::Conv2dKernelGrad {
+            x,
+            g,
+            pad,
+            k,
+            transposed,
+        } => patches.kernel_grad(*x, v(x), v(g), (*pad, *k, *transposed))?,
     })
 }
 
@@ -298,7 +308,10 @@ fn sum(x: &Tensor, axes: &[usize], keepdim: bool) -> candle_core::Result<Tensor>
 /// step. So the axes after the first are broadcast as a view (their gradient is a trailing sum),
 /// and the batch axis by a product with a column of ones (its gradient is a matrix product).
 /// Tensors that carry no gradient, and scalars, stay plain views.
-fn broadcast_for_grad(t: &Tensor, shape: &candle_core::Shape) -> candle_core::Result<Tensor> {
+pub(super) fn broadcast_for_grad(
+    t: &Tensor,
+    shape: &candle_core::Shape,
+) -> candle_core::Result<Tensor> {
     if t.shape() == shape {
         return Ok(t.clone());
     }
@@ -337,74 +350,6 @@ fn unary(f: Unary, a: &Tensor) -> Result<Tensor, GraphError> {
 /// σ(a) through candle-nn's fused op, whose backward σ(1 − σ)·ḡ is itself built from tensor ops.
 fn sigmoid(a: &Tensor) -> candle_core::Result<Tensor> {
     candle_nn::ops::sigmoid(a)
-}
-
-/// Convolution. Stride 1 (every convolution of the UNet and of its gradient) runs as im2col built
-/// from shifted views plus one batched matrix product: Candle's own backward of `conv2d` goes
-/// through its direct `conv_transpose2d` loop, several times slower than the matrix products
-/// the backward of this formulation needs.
-fn conv2d(x: &Tensor, w: &Tensor, stride: usize, pad: usize) -> candle_core::Result<Tensor> {
-    if stride != 1 {
-        return x.conv2d(w, pad, stride, 1, 1);
-    }
-    let (n, c, h, wd) = x.dims4()?;
-    let (o, _, k, _) = w.dims4()?;
-    let (oh, ow) = (h + 2 * pad + 1 - k, wd + 2 * pad + 1 - k);
-    let cols = im2col(x, pad, k, oh, ow)?;
-    let wm = w.permute((0, 2, 3, 1))?.reshape((1, o, k * k * c))?;
-    let wm = broadcast_for_grad(&wm, &(n, o, k * k * c).into())?.contiguous()?;
-    wm.matmul(&cols.contiguous()?)?.reshape((n, o, oh, ow))
-}
-
-/// The `k × k` patches of `x` zero-padded by `pad`, for an `oh × ow` output: `[N, k·k·C, oh·ow]`, rows
-/// ordered (dy, dx, c).
-fn im2col(x: &Tensor, pad: usize, k: usize, oh: usize, ow: usize) -> candle_core::Result<Tensor> {
-    let (n, c, h, wd) = x.dims4()?;
-    if k == 1 && pad == 0 {
-        return x.reshape((n, c, h * wd));
-    }
-    let xp = x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
-    let mut patches = Vec::with_capacity(k * k);
-    for dy in 0..k {
-        for dx in 0..k {
-            patches.push(xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?);
-        }
-    }
-    Tensor::cat(&patches, 1)?.reshape((n, k * k * c, oh * ow))
-}
-
-/// The kernel gradient of a stride-1 convolution: each image's output gradient `[O, H'·W']` times its
-/// im2col patches, summed over the batch by one matrix product with a row of ones.
-fn conv2d_kernel_grad(x: &Tensor, g: &Tensor, pad: usize, k: usize) -> candle_core::Result<Tensor> {
-    let (n, c, _, _) = x.dims4()?;
-    let (_, o, oh, ow) = g.dims4()?;
-    // [N, k·k·C, H'·W'], rows ordered (dy, dx, c).
-    let cols = im2col(x, pad, k, oh, ow)?;
-    // The transposed patches are a column-major view, which the matrix product reads as it is.
-    let per_image = g.reshape((n, o, oh * ow))?.matmul(&cols.transpose(1, 2)?)?;
-    let ones = Tensor::ones((1, n), per_image.dtype(), per_image.device())?;
-    ones.matmul(&per_image.reshape((n, o * k * k * c))?)?
-        .reshape((o, k, k, c))?
-        .permute((0, 3, 1, 2))?
-        .contiguous()
-}
-
-/// Transposed convolution. Stride 1 is a convolution with the spatially flipped kernel, its two
-/// channel axes swapped, and padding `k − 1 − pad`.
-fn conv_transpose2d(
-    x: &Tensor,
-    w: &Tensor,
-    stride: usize,
-    pad: usize,
-    out_pad: usize,
-) -> candle_core::Result<Tensor> {
-    let k = w.dim(2)?;
-    if stride != 1 || pad + 1 > k {
-        return x.conv_transpose2d(w, pad, out_pad, stride, 1);
-    }
-    let rev = Tensor::from_vec((0..k as u32).rev().collect::<Vec<_>>(), k, w.device())?;
-    let flipped = w.index_select(&rev, 2)?.index_select(&rev, 3)?;
-    conv2d(x, &flipped.transpose(0, 1)?, 1, k - 1 - pad)
 }
 
 fn resolve(shape: &[Dim], elems: usize) -> Vec<usize> {

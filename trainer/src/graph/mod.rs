@@ -9,6 +9,7 @@
 //! rules, so the differentiator can run again on its own output (Hessian-vector products).
 
 mod builder;
+mod candle_conv;
 pub mod candle_eval;
 mod error;
 pub mod onnx;

@@ -97,12 +97,16 @@ pub enum Op {
     },
     /// The gradient of a stride-1 [`Op::Conv2d`] in its kernel: `Σ_{n,i,j} g[n,o,i,j]·x̃[n,c,i+a,j+b]`
     /// for `x` `[N, C, H, W]` zero-padded by `pad` into x̃ and `g` `[N, O, H', W']`; output
-    /// `[O, C, k, k]`. Only training's parameter gradient uses it; it is not exported.
+    /// `[O, C, k, k]`. With `transposed`, the gradient of the `[C, O, k, k]` kernel of the stride-1
+    /// [`Op::ConvTranspose2d`] that reads `x` (a convolution of `x` with that kernel flipped in space and
+    /// its channel axes swapped, padded by `pad`): the same sum, flipped and swapped back. Only
+    /// training's parameter gradient uses it; it is not exported.
     Conv2dKernelGrad {
         x: NodeId,
         g: NodeId,
         pad: usize,
         k: usize,
+        transposed: bool,
     },
 }
 

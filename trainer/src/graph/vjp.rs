@@ -236,7 +236,7 @@ fn rule(
                 if *stride != 1 {
                     return Err(kernel_not_differentiable("conv2d with stride > 1"));
                 }
-                out.push((*w, g.conv2d_kernel_grad(*x, gy, *pad, k)?));
+                out.push((*w, g.conv2d_kernel_grad(*x, gy, *pad, k, false)?));
             }
             if needs(*x) {
                 // The transposed convolution restores the input extent; rows that the strided
@@ -255,15 +255,15 @@ fn rule(
             out_pad,
         } => {
             if needs(*w) {
-                if *stride != 1 || *out_pad != 0 {
+                let k = fixed(g.shape(*w)[2]);
+                if *stride != 1 || *out_pad != 0 || pad + 1 > k {
                     return Err(kernel_not_differentiable(
-                        "conv_transpose2d with stride > 1 or output padding",
+                        "conv_transpose2d with stride > 1, output padding or padding ≥ the kernel",
                     ));
                 }
-                // y = the adjoint of conv2d(·, w): ⟨y, ḡ⟩ = ⟨x, conv2d(ḡ, w)⟩, so the kernel
-                // gradient is conv2d's with the roles of x and ḡ swapped.
-                let k = fixed(g.shape(*w)[2]);
-                out.push((*w, g.conv2d_kernel_grad(gy, *x, *pad, k)?));
+                // Differentiated in its convolution form: x against the kernel flipped and swapped,
+                // padded by k − 1 − pad (what the evaluation computes, so its patches are shared).
+                out.push((*w, g.conv2d_kernel_grad(*x, gy, k - 1 - pad, k, true)?));
             }
             if needs(*x) {
                 out.push((*x, g.conv2d(gy, *w, *stride, *pad)?));

@@ -1,0 +1,182 @@
+//! Convolutions in the Candle lowering: stride 1 (every convolution of the networks and of their
+//! gradients) as im2col patches times the kernel, one batched matrix product. Candle's own backward
+//! of `conv2d` goes through its direct `conv_transpose2d` loop, several times slower than the matrix
+//! products of this form.
+//!
+//! A convolution and the gradient of its kernel read the same patches of the same input, so an
+//! evaluation builds them once ([`Patches`]).
+
+use std::collections::HashMap;
+
+use candle_core::{Result, Tensor};
+
+use super::candle_eval::broadcast_for_grad;
+use super::{Dim, Graph, NodeId, Op};
+
+/// im2col patches that more than one node of an evaluation reads, by (input node, padding, kernel
+/// extent); each is dropped after its last reader.
+#[derive(Default)]
+pub struct Patches {
+    /// Readers still to come, by key; only keys with two or more readers are kept.
+    pending: HashMap<(usize, usize, usize), usize>,
+    built: HashMap<(usize, usize, usize), Tensor>,
+}
+
+/// The patches a node reads: (input node, padding, kernel extent).
+fn patch_key(graph: &Graph, id: NodeId) -> Option<(usize, usize, usize)> {
+    let extent = |w: &NodeId| match graph.shape(*w)[2] {
+        Dim::Fixed(k) => k,
+        Dim::Batch => 0,
+    };
+    match &graph.nodes()[id.index()].op {
+        Op::Conv2d {
+            x,
+            w,
+            stride: 1,
+            pad,
+        } => Some((x.index(), *pad, extent(w))),
+        Op::ConvTranspose2d {
+            x,
+            w,
+            stride: 1,
+            pad,
+            ..
+        } if pad + 1 <= extent(w) => Some((x.index(), extent(w) - 1 - pad, extent(w))),
+        Op::Conv2dKernelGrad { x, pad, k, .. } => Some((x.index(), *pad, *k)),
+        _ => None,
+    }
+}
+
+impl Patches {
+    /// Plans the sharing for nodes evaluated in `order`.
+    pub fn plan(graph: &Graph, order: &[usize]) -> Self {
+        let mut pending = HashMap::new();
+        for &i in order {
+            if let Some(key) = patch_key(graph, NodeId(i)) {
+                *pending.entry(key).or_insert(0) += 1;
+            }
+        }
+        pending.retain(|_, n| *n > 1);
+        Self {
+            pending,
+            built: HashMap::new(),
+        }
+    }
+
+    /// The patches of `x` (node `node`) padded by `pad` for a `k × k` kernel and an `oh × ow`
+    /// output, built once for all of their readers.
+    fn get(
+        &mut self,
+        node: NodeId,
+        x: &Tensor,
+        pad: usize,
+        k: usize,
+        (oh, ow): (usize, usize),
+    ) -> Result<Tensor> {
+        let key = (node.index(), pad, k);
+        let Some(left) = self.pending.get_mut(&key) else {
+            return im2col(x, pad, k, oh, ow);
+        };
+        *left -= 1;
+        let patches = match self.built.get(&key) {
+            Some(p) => p.clone(),
+            None => im2col(x, pad, k, oh, ow)?,
+        };
+        if *left == 0 {
+            self.pending.remove(&key);
+            self.built.remove(&key);
+        } else {
+            self.built.insert(key, patches.clone());
+        }
+        Ok(patches)
+    }
+
+    /// Convolution of `x` (node `node`) with a `[O, C, k, k]` kernel.
+    pub fn conv2d(
+        &mut self,
+        node: NodeId,
+        x: &Tensor,
+        w: &Tensor,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Tensor> {
+        if stride != 1 {
+            return x.conv2d(w, pad, stride, 1, 1);
+        }
+        let (n, c, h, wd) = x.dims4()?;
+        let (o, _, k, _) = w.dims4()?;
+        let (oh, ow) = (h + 2 * pad + 1 - k, wd + 2 * pad + 1 - k);
+        let cols = self.get(node, x, pad, k, (oh, ow))?;
+        let wm = w.permute((0, 2, 3, 1))?.reshape((1, o, k * k * c))?;
+        let wm = broadcast_for_grad(&wm, &(n, o, k * k * c).into())?.contiguous()?;
+        wm.matmul(&cols.contiguous()?)?.reshape((n, o, oh, ow))
+    }
+
+    /// Transposed convolution with a `[C, O, k, k]` kernel. Stride 1 is a convolution with the kernel
+    /// flipped in space, its two channel axes swapped, and padding `k − 1 − pad`.
+    pub fn conv_transpose2d(
+        &mut self,
+        node: NodeId,
+        x: &Tensor,
+        w: &Tensor,
+        (stride, pad, out_pad): (usize, usize, usize),
+    ) -> Result<Tensor> {
+        let k = w.dim(2)?;
+        if stride != 1 || pad + 1 > k {
+            return x.conv_transpose2d(w, pad, out_pad, stride, 1);
+        }
+        let swapped = flip(w)?.transpose(0, 1)?;
+        self.conv2d(node, x, &swapped, 1, k - 1 - pad)
+    }
+
+    /// The kernel gradient of a stride-1 convolution of `x` (node `node`) whose output gradient is
+    /// `g`: each image's `[O, H'·W']` gradient times its patches, summed over the batch by a matrix
+    /// product with a row of ones. `transposed`: see [`Op::Conv2dKernelGrad`].
+    pub fn kernel_grad(
+        &mut self,
+        node: NodeId,
+        x: &Tensor,
+        g: &Tensor,
+        (pad, k, transposed): (usize, usize, bool),
+    ) -> Result<Tensor> {
+        let (n, c, _, _) = x.dims4()?;
+        let (_, o, oh, ow) = g.dims4()?;
+        let cols = self.get(node, x, pad, k, (oh, ow))?;
+        // The transposed patches are a column-major view, which the matrix product reads as it is.
+        let per_image = g.reshape((n, o, oh * ow))?.matmul(&cols.transpose(1, 2)?)?;
+        let ones = Tensor::ones((1, n), per_image.dtype(), per_image.device())?;
+        let dw = ones
+            .matmul(&per_image.reshape((n, o * k * k * c))?)?
+            .reshape((o, k, k, c))?
+            .permute((0, 3, 1, 2))?;
+        if transposed {
+            flip(&dw.contiguous()?)?.transpose(0, 1)?.contiguous()
+        } else {
+            dw.contiguous()
+        }
+    }
+}
+
+/// A kernel flipped on both spatial axes.
+fn flip(w: &Tensor) -> Result<Tensor> {
+    let k = w.dim(2)?;
+    let rev = Tensor::from_vec((0..k as u32).rev().collect::<Vec<_>>(), k, w.device())?;
+    w.index_select(&rev, 2)?.index_select(&rev, 3)
+}
+
+/// The `k × k` patches of `x` zero-padded by `pad`, for an `oh × ow` output: `[N, k·k·C, oh·ow]`, rows
+/// ordered (dy, dx, c).
+fn im2col(x: &Tensor, pad: usize, k: usize, oh: usize, ow: usize) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    if k == 1 && pad == 0 {
+        return x.reshape((n, c, h * wd));
+    }
+    let xp = x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
+    let mut patches = Vec::with_capacity(k * k);
+    for dy in 0..k {
+        for dx in 0..k {
+            patches.push(xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?);
+        }
+    }
+    Tensor::cat(&patches, 1)?.reshape((n, k * k * c, oh * ow))
+}
