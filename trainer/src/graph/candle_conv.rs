@@ -19,7 +19,7 @@ use super::{Dim, Graph, NodeId, Op};
 pub struct Patches {
     /// Readers still to come, by key; only keys with two or more readers are kept.
     pending: HashMap<(usize, usize, usize), usize>,
-    built: HashMap<(usize, usize, usize), Tensor>,
+    built: HashMap<(usize, usize, usize), (Tensor, usize)>,
 }
 
 /// The patches a node reads: (input node, padding, kernel extent).
@@ -63,24 +63,24 @@ impl Patches {
         }
     }
 
-    /// The patches of `x` (node `node`) padded by `pad` for a `k × k` kernel and an `oh × ow`
-    /// output, built once for all of their readers.
+    /// The wide patches of `x` (node `node`) padded by `pad` for a `k × k` kernel and an `oh`-row
+    /// output, and their row width ([`im2col`]), built once for all of their readers.
     fn get(
         &mut self,
         node: NodeId,
         x: &Tensor,
         pad: usize,
         k: usize,
-        (oh, ow): (usize, usize),
-    ) -> Result<Tensor> {
+        oh: usize,
+    ) -> Result<(Tensor, usize)> {
         let key = (node.index(), pad, k);
         let Some(left) = self.pending.get_mut(&key) else {
-            return im2col(x, pad, k, oh, ow);
+            return im2col(x, pad, k, oh);
         };
         *left -= 1;
         let patches = match self.built.get(&key) {
             Some(p) => p.clone(),
-            None => im2col(x, pad, k, oh, ow)?,
+            None => im2col(x, pad, k, oh)?,
         };
         if *left == 0 {
             self.pending.remove(&key);
@@ -106,10 +106,15 @@ impl Patches {
         let (n, c, h, wd) = x.dims4()?;
         let (o, _, k, _) = w.dims4()?;
         let (oh, ow) = (h + 2 * pad + 1 - k, wd + 2 * pad + 1 - k);
-        let cols = self.get(node, x, pad, k, (oh, ow))?;
+        let (cols, wp) = self.get(node, x, pad, k, oh)?;
         let wm = w.permute((0, 2, 3, 1))?.reshape((1, o, k * k * c))?;
         let wm = broadcast_for_grad(&wm, &(n, o, k * k * c).into())?.contiguous()?;
-        wm.matmul(&cols.contiguous()?)?.reshape((n, o, oh, ow))
+        let wide = wm.matmul(&cols.contiguous()?)?.reshape((n, o, oh, wp))?;
+        if wp == ow {
+            Ok(wide)
+        } else {
+            wide.narrow(3, 0, ow)
+        }
     }
 
     /// Transposed convolution with a `[C, O, k, k]` kernel. Stride 1 is a convolution with the kernel
@@ -141,9 +146,15 @@ impl Patches {
     ) -> Result<Tensor> {
         let (n, c, _, _) = x.dims4()?;
         let (_, o, oh, ow) = g.dims4()?;
-        let cols = self.get(node, x, pad, k, (oh, ow))?;
+        let (cols, wp) = self.get(node, x, pad, k, oh)?;
+        // Zero gradient for the wide form's extra columns.
+        let g = if wp == ow {
+            g.clone()
+        } else {
+            g.pad_with_zeros(3, 0, wp - ow)?
+        };
         // The transposed patches are a column-major view, which the matrix product reads as it is.
-        let per_image = g.reshape((n, o, oh * ow))?.matmul(&cols.transpose(1, 2)?)?;
+        let per_image = g.reshape((n, o, oh * wp))?.matmul(&cols.transpose(1, 2)?)?;
         let ones = Tensor::ones((1, n), per_image.dtype(), per_image.device())?;
         let dw = ones
             .matmul(&per_image.reshape((n, o * k * k * c))?)?
@@ -164,19 +175,29 @@ fn flip(w: &Tensor) -> Result<Tensor> {
     w.index_select(&rev, 2)?.index_select(&rev, 3)
 }
 
-/// The `k × k` patches of `x` zero-padded by `pad`, for an `oh × ow` output: `[N, k·k·C, oh·ow]`, rows
-/// ordered (dy, dx, c).
-fn im2col(x: &Tensor, pad: usize, k: usize, oh: usize, ow: usize) -> Result<Tensor> {
+/// The `k × k` patches of `x` zero-padded by `pad`, for an `oh`-row output, in wide form:
+/// `[N, k·k·C, oh·wp]`, rows ordered (dy, dx, c), where `wp` (returned) is the padded width. Each output
+/// row has `wp` columns of which the first `ow = wp − k + 1` are the convolution's; the rest read
+/// across the row's end and are cut off afterwards. In this form every patch is one contiguous
+/// stretch of the flattened padded image, so the patches are built from long copies rather than one
+/// short row at a time (building them the narrow way took a quarter of a UNet training step).
+fn im2col(x: &Tensor, pad: usize, k: usize, oh: usize) -> Result<(Tensor, usize)> {
     let (n, c, h, wd) = x.dims4()?;
     if k == 1 && pad == 0 {
-        return x.reshape((n, c, h * wd));
+        return Ok((x.reshape((n, c, h * wd))?, wd));
     }
-    let xp = x.pad_with_zeros(2, pad, pad)?.pad_with_zeros(3, pad, pad)?;
+    let (hp, wp) = (h + 2 * pad, wd + 2 * pad);
+    // k − 1 zeros after the last row keep the last shifted window inside the buffer.
+    let flat = x
+        .pad_with_zeros(2, pad, pad)?
+        .pad_with_zeros(3, pad, pad)?
+        .reshape((n, c, hp * wp))?
+        .pad_with_zeros(2, 0, k - 1)?;
     let mut patches = Vec::with_capacity(k * k);
     for dy in 0..k {
         for dx in 0..k {
-            patches.push(xp.narrow(2, dy, oh)?.narrow(3, dx, ow)?);
+            patches.push(flat.narrow(2, dy * wp + dx, oh * wp)?);
         }
     }
-    Tensor::cat(&patches, 1)?.reshape((n, k * k * c, oh * ow))
+    Ok((Tensor::cat(&patches, 1)?, wp))
 }
