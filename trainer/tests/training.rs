@@ -1,4 +1,5 @@
-//! The training loop: bit-exact resume, determinism, the non-finite-loss guard, checkpoint integrity.
+//! The training loop: bit-exact resume, determinism (across thread counts too), the non-finite-loss
+//! guard, checkpoint integrity, and which losses may be split into shards.
 
 use std::path::Path;
 
@@ -192,80 +193,6 @@ fn corrupt_or_truncated_checkpoints_are_refused() {
         matches!(e, FitError::Checkpoint(CheckpointError::Missing(_))),
         "{e}"
     );
-}
-
-/// The gradient of every parameter for one path batch of the `ritz` loss, computed over `shards`.
-fn ritz_gradients(shards: usize) -> (Vec<(String, Vec<f32>)>, [f64; 5]) {
-    use candle_core::DType;
-    use candle_nn::VarMap;
-    use rand::{rngs::StdRng, SeedableRng};
-    use vpfb_trainer::loss::PathBatch;
-    use vpfb_trainer::nn::{build_potential, init_params, param_gradient_graph, Network};
-    use vpfb_trainer::train::{sharded_step, StepInputs};
-
-    let net = MlpConfig::new(2, 32, 2);
-    let pg = build_potential(&net as &dyn Network).unwrap();
-    let varmap = VarMap::new();
-    init_params(&pg.params, &varmap, 5, DType::F32, &Device::Cpu).unwrap();
-    let params: std::collections::HashMap<_, _> = varmap
-        .data()
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
-        .collect();
-    let mut rng = StdRng::seed_from_u64(9);
-    let xbar: Vec<f32> = (0..64 * 2)
-        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
-        .collect();
-    let xbar = candle_core::Tensor::from_vec(xbar, (64, 2), &Device::Cpu).unwrap();
-    let batch = PathBatch::sample(xbar, &mut rng).unwrap();
-    let loss = LossConfig::preset(LossPreset::Ritz);
-    let step = sharded_step(
-        &StepInputs {
-            graph: &param_gradient_graph(&pg).unwrap(),
-            loss: &loss,
-            params: &params,
-            dtype: DType::F32,
-            device: &Device::Cpu,
-        },
-        &batch,
-        shards,
-    )
-    .unwrap();
-    let mut grads: Vec<_> = params
-        .iter()
-        .map(|(name, _)| {
-            let g = &step.grads[name];
-            (
-                name.clone(),
-                g.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            )
-        })
-        .collect();
-    grads.sort_by(|a, b| a.0.cmp(&b.0));
-    (grads, step.terms)
-}
-
-#[test]
-fn sharded_gradients_equal_the_whole_batch_gradient() {
-    let (whole, whole_terms) = ritz_gradients(1);
-    // 64 records in shards of 22, 21 and 21: unequal shares must be weighted by their sizes.
-    let (sharded, sharded_terms) = ritz_gradients(3);
-    for (a, b) in whole_terms.iter().zip(&sharded_terms) {
-        assert!(
-            (a - b).abs() <= 1e-5 * a.abs().max(1.0),
-            "{whole_terms:?} vs {sharded_terms:?}"
-        );
-    }
-    for ((name, a), (_, b)) in whole.iter().zip(&sharded) {
-        let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-        let worst = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(
-            worst <= 1e-5 * scale,
-            "{name}: differs by {worst} (largest |g| {scale})"
-        );
-    }
 }
 
 #[test]

@@ -41,7 +41,7 @@ fn patch_key(graph: &Graph, id: NodeId) -> Option<(usize, usize, usize)> {
             stride: 1,
             pad,
             ..
-        } if pad + 1 <= extent(w) => Some((x.index(), extent(w) - 1 - pad, extent(w))),
+        } if *pad < extent(w) => Some((x.index(), extent(w) - 1 - pad, extent(w))),
         Op::Conv2dKernelGrad { x, pad, k, .. } => Some((x.index(), *pad, *k)),
         _ => None,
     }
