@@ -100,7 +100,7 @@ def main():
         if not (a.keep_models and os.path.exists(f"{tag}.onnx")):
             subprocess.run(["rm", "-rf", f"{tag}-run"])
             t_train = run([f"{a.bin}/vpfb-train", "fit", "--data", f"csv:{tag}-fit.csv", "--steps", str(a.steps),
-                           "--batch", "256", "--out", f"{tag}-run", "--no-eval"])
+                           "--batch", "256", "--lr", "1e-3", "--lr-schedule", "constant", "--out", f"{tag}-run", "--no-eval"])
             t_train += run([f"{a.bin}/vpfb-train", "export", "--run", f"{tag}-run", "--out", f"{tag}.onnx"])
         times_rows = []
         for p in rates:

@@ -47,7 +47,7 @@ def main():
         if not os.path.exists(path):
             run_dir = f"{a.out}/{name}-run"
             subprocess.run(["rm", "-rf", run_dir])
-            run([train, "fit", "--data", "circles", "--steps", str(a.steps), "--out", run_dir, "--no-eval"] + extra)
+            run([train, "fit", "--data", "circles", "--steps", str(a.steps), "--batch", "512", "--lr", "1e-3", "--lr-schedule", "constant", "--out", run_dir, "--no-eval"] + extra)
             run([train, "export", "--run", run_dir, "--out", path])
         models[name] = path
     pairs = [("moons", "checkerboard"), ("moons", "circles"), ("moons", "circles-in-moons-space")]

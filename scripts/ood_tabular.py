@@ -77,7 +77,7 @@ def main():
         runp = f"{a.out}/{tag}-run"
         subprocess.run(["rm", "-rf", runp])
         run([f"{a.bin}/vpfb-train", "fit", "--data", f"csv:{a.out}/{tag}-train.csv", "--steps", str(a.steps),
-             "--batch", "128", "--out", runp, "--no-eval"])
+             "--batch", "128", "--lr", "1e-3", "--lr-schedule", "constant", "--out", runp, "--no-eval"])
         run([f"{a.bin}/vpfb-train", "export", "--run", runp, "--out", f"{a.out}/{tag}.onnx"])
         out = run([f"{a.bin}/vpfb", "score", "--model", f"{a.out}/{tag}.onnx", "--input", f"{a.out}/{tag}-test.csv",
                    "--score", "all", "--labels", f"{a.out}/{tag}-labels.csv", "--out", f"{a.out}/{tag}-all.csv"])

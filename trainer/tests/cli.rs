@@ -310,6 +310,14 @@ fn fit_resume_export_on_a_csv_table() {
         ]);
         assert!(printed.contains("in 1 shard(s)"), "{printed}");
         assert!(printed.contains("CPU threads 1)"), "{printed}");
+        // The MLP's recipe defaults (batch, peak rate, schedule) are the study's, and recorded.
+        let recorded: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(paper.join("checkpoint.json")).unwrap())
+                .unwrap();
+        let config = &recorded["config"];
+        assert_eq!(config["batch"], 1024, "{recorded}");
+        assert_eq!(config["optim"]["lr"], 2e-3, "{recorded}");
+        assert_eq!(config["optim"]["schedule"], "cosine", "{recorded}");
     }
     let rows = std::fs::read_to_string(run.join("loss.csv"))
         .unwrap()
