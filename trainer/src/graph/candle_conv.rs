@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use candle_core::{Result, Tensor};
 
 use super::candle_eval::broadcast_for_grad;
+use super::candle_im2col::Im2Col;
 use super::{Dim, Graph, NodeId, Op};
 
 /// im2col patches that more than one node of an evaluation reads, by (input node, padding, kernel
@@ -108,8 +109,10 @@ impl Patches {
         let (oh, ow) = (h + 2 * pad + 1 - k, wd + 2 * pad + 1 - k);
         let (cols, wp) = self.get(node, x, pad, k, oh)?;
         let wm = w.permute((0, 2, 3, 1))?.reshape((1, o, k * k * c))?;
-        let wm = broadcast_for_grad(&wm, &(n, o, k * k * c).into())?.contiguous()?;
-        let wide = wm.matmul(&cols.contiguous()?)?.reshape((n, o, oh, wp))?;
+        // Without autograd the kernel is a stride-0 view over the batch: the product reads the one
+        // copy for every image instead of a materialised copy per image.
+        let wm = broadcast_for_grad(&wm, &(n, o, k * k * c).into())?;
+        let wide = wm.matmul(&cols)?.reshape((n, o, oh, wp))?;
         if wp == ow {
             Ok(wide)
         } else {
@@ -181,11 +184,25 @@ fn flip(w: &Tensor) -> Result<Tensor> {
 /// across the row's end and are cut off afterwards. In this form every patch is one contiguous
 /// stretch of the flattened padded image, so the patches are built from long copies rather than one
 /// short row at a time (building them the narrow way took a quarter of a UNet training step).
+///
+/// On the CPU, for a tensor without autograd (training, whose gradients come from the graph), one
+/// kernel writes the patches ([`Im2Col`]); otherwise they are assembled from tensor ops, which Candle
+/// can differentiate and run on any device.
 fn im2col(x: &Tensor, pad: usize, k: usize, oh: usize) -> Result<(Tensor, usize)> {
     let (n, c, h, wd) = x.dims4()?;
     if k == 1 && pad == 0 {
         return Ok((x.reshape((n, c, h * wd))?, wd));
     }
+    let wp = wd + 2 * pad;
+    if x.device().is_cpu() && !x.track_op() {
+        return Ok((x.apply_op1_no_bwd(&Im2Col { pad, k })?, wp));
+    }
+    Ok((im2col_by_tensor_ops(x, pad, k, oh)?.contiguous()?, wp))
+}
+
+/// [`im2col`]'s patches from Candle tensor ops (differentiable, any device).
+fn im2col_by_tensor_ops(x: &Tensor, pad: usize, k: usize, oh: usize) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
     let (hp, wp) = (h + 2 * pad, wd + 2 * pad);
     // k − 1 zeros after the last row keep the last shifted window inside the buffer.
     let flat = x
@@ -199,5 +216,44 @@ fn im2col(x: &Tensor, pad: usize, k: usize, oh: usize) -> Result<(Tensor, usize)
             patches.push(flat.narrow(2, dy * wp + dx, oh * wp)?);
         }
     }
-    Ok((Tensor::cat(&patches, 1)?, wp))
+    Tensor::cat(&patches, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Tensor};
+
+    use super::{im2col, im2col_by_tensor_ops};
+
+    /// The one-kernel patches equal the tensor-op patches, for strided inputs (a narrowed wide
+    /// convolution output, a transposed view) and both float types.
+    #[test]
+    fn kernel_patches_equal_tensor_op_patches() -> candle_core::Result<()> {
+        let dev = Device::Cpu;
+        for dtype in [DType::F32, DType::F64] {
+            let base = Tensor::arange(0u32, 2 * 3 * 5 * 9, &dev)?
+                .to_dtype(dtype)?
+                .reshape((2, 3, 5, 9))?;
+            let inputs = [
+                base.clone(),
+                base.narrow(3, 1, 6)?,
+                base.narrow(3, 0, 5)?.transpose(2, 3)?,
+            ];
+            for x in &inputs {
+                assert!(!x.track_op());
+                for (pad, k) in [(1, 3), (0, 3), (2, 3), (1, 2), (0, 2), (3, 4)] {
+                    let h = x.dim(2)?;
+                    let oh = h + 2 * pad + 1 - k;
+                    let (fast, wp) = im2col(x, pad, k, oh)?;
+                    assert!(fast.is_contiguous());
+                    assert_eq!(wp, x.dim(3)? + 2 * pad);
+                    let slow = im2col_by_tensor_ops(x, pad, k, oh)?;
+                    assert_eq!(fast.dims(), slow.dims(), "pad {pad} k {k}");
+                    let diff = (fast - slow)?.abs()?.sum_all()?.to_dtype(DType::F64)?;
+                    assert_eq!(diff.to_scalar::<f64>()?, 0.0, "pad {pad} k {k} {dtype:?}");
+                }
+            }
+        }
+        Ok(())
+    }
 }

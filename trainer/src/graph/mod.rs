@@ -11,6 +11,7 @@
 mod builder;
 mod candle_conv;
 pub mod candle_eval;
+mod candle_im2col;
 mod error;
 pub mod onnx;
 mod op;

@@ -439,8 +439,12 @@ pub fn run(a: FitArgs) -> Result<()> {
     for p in write_plots(&trainer).context("writing plots")? {
         println!("wrote {}", p.display());
     }
-    let mut metrics =
-        serde_json::json!({ "step": trainer.opt.step, "wall_s": wall, "steps_per_s": rate });
+    let mut metrics = serde_json::json!({
+        "step": trainer.opt.step,
+        "wall_s": wall,
+        "steps_per_s": rate,
+        "step_s_median": reporter.median_step_s(),
+    });
     if !a.no_eval {
         if let Some(q) = sample_quality(&trainer, &trainer.ema_params(), 5000, 100)
             .context("evaluating samples")?

@@ -11,6 +11,10 @@ pub struct Reporter {
     start: Instant,
     start_step: usize,
     every: usize,
+    /// When the previous step ended, and every step's duration since: the median is a per-step time
+    /// that ignores the slow first steps and checkpoint writes.
+    last: Instant,
+    step_secs: Vec<f64>,
 }
 
 impl Reporter {
@@ -31,12 +35,21 @@ impl Reporter {
             start: Instant::now(),
             start_step,
             every: (total / 50).clamp(1, 1000),
+            last: Instant::now(),
+            step_secs: Vec::new(),
         }
     }
 
     /// Steps per second since this reporter started.
     pub fn rate(&self, step: usize) -> f64 {
         (step - self.start_step) as f64 / self.start.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// The median duration of this reporter's steps, in seconds (None before the first step).
+    pub fn median_step_s(&self) -> Option<f64> {
+        let mut s = self.step_secs.clone();
+        s.sort_by(f64::total_cmp);
+        s.get(s.len() / 2).copied()
     }
 
     pub fn finish(&self) {
@@ -53,6 +66,10 @@ fn describe(l: &StepLog, rate: f64) -> String {
 
 impl Progress for Reporter {
     fn on_step(&mut self, l: &StepLog, total: usize) {
+        let now = Instant::now();
+        self.step_secs
+            .push(now.duration_since(self.last).as_secs_f64());
+        self.last = now;
         let rate = self.rate(l.step);
         match &self.bar {
             Some(b) => {
