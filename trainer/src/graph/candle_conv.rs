@@ -157,12 +157,12 @@ impl Patches {
             g.pad_with_zeros(3, 0, wp - ow)?
         };
         // The transposed patches are a column-major view, which the matrix product reads as it is.
-        let per_image = g.reshape((n, o, oh * wp))?.matmul(&cols.transpose(1, 2)?)?;
+        let per_image = cols.matmul(&g.reshape((n, o, oh * wp))?.transpose(1, 2)?)?;
         let ones = Tensor::ones((1, n), per_image.dtype(), per_image.device())?;
         let dw = ones
-            .matmul(&per_image.reshape((n, o * k * k * c))?)?
-            .reshape((o, k, k, c))?
-            .permute((0, 3, 1, 2))?;
+            .matmul(&per_image.reshape((n, k * k * c * o))?)?
+            .reshape((k, k, c, o))?
+            .permute((3, 2, 0, 1))?;
         if transposed {
             flip(&dw.contiguous()?)?.transpose(0, 1)?.contiguous()
         } else {

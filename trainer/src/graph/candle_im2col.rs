@@ -26,14 +26,17 @@ impl Im2Col {
         let len = oh * wp;
         let st = layout.stride();
         let x = &x[layout.start_offset()..];
-        let mut out = vec![T::zero(); n * k * k * c * len];
-        // The padded image flattened, with k − 1 zeros after it for the last windows' overhang.
-        let mut padded = vec![T::zero(); hp * wp + k - 1];
+        // Every channel's padded image, flattened, with k − 1 zeros after it for the last windows'
+        // overhang; the borders stay zero, the interiors are rewritten for each image.
+        let plane = hp * wp + k - 1;
+        let mut padded = vec![T::zero(); c * plane];
+        // Written in order, so the result needs no zeroing first.
+        let mut out = Vec::with_capacity(n * k * k * c * len);
         for b in 0..n {
-            for ch in 0..c {
+            for (ch, image) in padded.chunks_exact_mut(plane).enumerate() {
                 let base = b * st[0] + ch * st[1];
                 for y in 0..h {
-                    let row = &mut padded[(y + pad) * wp + pad..][..w];
+                    let row = &mut image[(y + pad) * wp + pad..][..w];
                     let src = base + y * st[2];
                     if st[3] == 1 {
                         row.copy_from_slice(&x[src..src + w]);
@@ -43,11 +46,11 @@ impl Im2Col {
                         }
                     }
                 }
-                for dy in 0..k {
-                    for dx in 0..k {
-                        let r = (dy * k + dx) * c + ch;
-                        let at = (b * k * k * c + r) * len;
-                        out[at..at + len].copy_from_slice(&padded[dy * wp + dx..][..len]);
+            }
+            for dy in 0..k {
+                for dx in 0..k {
+                    for image in padded.chunks_exact(plane) {
+                        out.extend_from_slice(&image[dy * wp + dx..][..len]);
                     }
                 }
             }
