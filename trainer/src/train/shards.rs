@@ -98,8 +98,11 @@ fn shard_step(
             )?;
             terms = Some(loss_terms.values()?.map(|v| v * weight));
             let grads = (loss_terms.total * weight)?.backward()?;
+            // Detached: a leaf's gradient from Candle's backward still records the ops that made it,
+            // and a tracked cotangent would make Candle record (and keep alive) every tensor of the
+            // parameter-gradient stage, and send its convolutions down the differentiable path.
             let cotangent = |leaf: &Var| match grads.get(leaf.as_tensor()) {
-                Some(g) => Ok(g.clone()),
+                Some(g) => Ok(g.detach()),
                 None => leaf.as_tensor().zeros_like(),
             };
             Ok(HashMap::from([
