@@ -156,7 +156,8 @@ impl Patches {
         } else {
             g.pad_with_zeros(3, 0, wp - ow)?
         };
-        // The transposed patches are a column-major view, which the matrix product reads as it is.
+        // Patches times the transposed output gradient (a column-major view), [N, k·k·C, O]: gemm
+        // repacks the gradient, the smaller operand, rather than the patches.
         let per_image = cols.matmul(&g.reshape((n, o, oh * wp))?.transpose(1, 2)?)?;
         let ones = Tensor::ones((1, n), per_image.dtype(), per_image.device())?;
         let dw = ones
@@ -241,7 +242,7 @@ mod tests {
             ];
             for x in &inputs {
                 assert!(!x.track_op());
-                for (pad, k) in [(1, 3), (0, 3), (2, 3), (1, 2), (0, 2), (3, 4)] {
+                for (pad, k) in [(1, 3), (0, 3), (2, 3), (1, 2), (0, 2), (3, 4), (0, 1)] {
                     let h = x.dim(2)?;
                     let oh = h + 2 * pad + 1 - k;
                     let (fast, wp) = im2col(x, pad, k, oh)?;
