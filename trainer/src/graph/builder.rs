@@ -74,6 +74,20 @@ impl Graph {
         NodeId(self.nodes.len() - 1)
     }
 
+    /// Appends a node as it is (for passes that rebuild a graph: arguments must be earlier nodes),
+    /// registering parameters by name.
+    pub(super) fn push_node(&mut self, op: Op, shape: Shape) -> NodeId {
+        let name = match &op {
+            Op::Param(name) => Some(name.clone()),
+            _ => None,
+        };
+        let id = self.push(op, shape);
+        if let Some(name) = name {
+            self.params.insert(name, id);
+        }
+        id
+    }
+
     /// A named graph input.
     pub fn input(&mut self, name: &str, shape: Shape) -> NodeId {
         self.push(Op::Input(name.to_string()), shape)

@@ -12,6 +12,7 @@ mod builder;
 mod candle_conv;
 pub mod candle_eval;
 mod candle_im2col;
+mod cse;
 mod error;
 pub mod onnx;
 mod op;
@@ -19,6 +20,7 @@ pub mod shape;
 mod vjp;
 
 pub use builder::{Graph, Node, NodeId};
+pub use cse::eliminate_common_subexpressions;
 pub use error::GraphError;
 pub use op::{Binary, Op, Unary};
 pub use shape::{Dim, Shape};

@@ -7,7 +7,7 @@
 //! gradient into a freshly zeroed buffer, which took about two fifths of a UNet training step.
 
 use super::PotentialGraph;
-use crate::graph::{vjp, Graph, GraphError, NodeId, Op};
+use crate::graph::{eliminate_common_subexpressions, vjp, Graph, GraphError, NodeId, Op};
 
 /// Input names of the three cotangents.
 pub const COTANGENT_PSI: &str = "cotangent_psi";
@@ -17,7 +17,8 @@ pub const COTANGENT_DPSI_DT: &str = "cotangent_dpsi_dt";
 /// A potential graph extended with the parameter gradient of Σᵢ (ψᵢ·c_ψ,ᵢ + vᵢ·c_v,ᵢ + sᵢ·c_s,ᵢ).
 #[derive(Clone, Debug)]
 pub struct ParamGradientGraph {
-    /// The potential's nodes (same ids as in the [`PotentialGraph`]) and the gradient nodes.
+    /// The potential's nodes and the gradient nodes, with repeated terms merged (node ids differ
+    /// from the [`PotentialGraph`]'s).
     pub graph: Graph,
     pub psi: NodeId,
     pub velocity: NodeId,
@@ -53,12 +54,19 @@ pub fn param_gradient_graph(pg: &PotentialGraph) -> Result<ParamGradientGraph, G
     let seed = g.full_like(1.0, per_record)?;
     let nodes: Vec<NodeId> = params.iter().map(|(_, id)| *id).collect();
     let grads = vjp(&mut g, per_record, seed, &nodes)?;
+    // The second VJP rebuilds terms the first one already holds; evaluate each once.
+    let (graph, remap) = eliminate_common_subexpressions(&g);
+    let at = |id: NodeId| remap[id.index()];
     Ok(ParamGradientGraph {
-        graph: g,
-        psi: pg.psi,
-        velocity: pg.velocity,
-        dpsi_dt: pg.dpsi_dt,
-        grads: params.into_iter().map(|(n, _)| n).zip(grads).collect(),
+        graph,
+        psi: at(pg.psi),
+        velocity: at(pg.velocity),
+        dpsi_dt: at(pg.dpsi_dt),
+        grads: params
+            .into_iter()
+            .map(|(n, _)| n)
+            .zip(grads.into_iter().map(at))
+            .collect(),
         data_shape: pg.data_shape.clone(),
     })
 }
