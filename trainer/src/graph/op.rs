@@ -125,4 +125,30 @@ impl Op {
             Op::Concat(xs, _) => xs.clone(),
         }
     }
+
+    /// This op with every argument `a` replaced by `f(a)`.
+    pub fn map_args(&self, f: impl Fn(NodeId) -> NodeId) -> Op {
+        let mut op = self.clone();
+        match &mut op {
+            Op::Input(_) | Op::Param(_) | Op::Const { .. } => {}
+            Op::Unary(_, a) | Op::Transpose(a, _) | Op::Reshape(a, _) => *a = f(*a),
+            Op::Sum { x, .. } | Op::Mean { x, .. } | Op::Slice { x, .. } | Op::Pad { x, .. } => {
+                *x = f(*x)
+            }
+            Op::Binary(_, a, b) | Op::MatMul(a, b) | Op::ExpandLike(a, b) => {
+                *a = f(*a);
+                *b = f(*b);
+            }
+            Op::Conv2d { x, w, .. } | Op::ConvTranspose2d { x, w, .. } => {
+                *x = f(*x);
+                *w = f(*w);
+            }
+            Op::Conv2dKernelGrad { x, g, .. } => {
+                *x = f(*x);
+                *g = f(*g);
+            }
+            Op::Concat(xs, _) => xs.iter_mut().for_each(|a| *a = f(*a)),
+        }
+        op
+    }
 }
