@@ -10,6 +10,12 @@ fn vpfb_train() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_vpfb-train"))
 }
 
+/// A JSON file a run wrote (`checkpoint.json`, `metrics.json`).
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn fails_cleanly(args: &[&str], needle: &str) {
     assert_one_line_error(&run(vpfb_train(), args), needle);
 }
@@ -244,8 +250,7 @@ fn fit_resume_export_on_a_csv_table() {
         run_s,
     ]);
     // A table's samples are scored against its held-out rows (10 % of 400), and the recipe is recorded.
-    let metrics: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let metrics = read_json(&run.join("metrics.json"));
     let quality = &metrics["sample_quality"];
     assert_eq!(quality["samples"], 40, "{metrics}");
     let ratio = quality["ratio"].as_f64().unwrap();
@@ -254,9 +259,7 @@ fn fit_resume_export_on_a_csv_table() {
         quality["escaped"].as_u64().is_some_and(|n| n <= 40),
         "{metrics}"
     );
-    let recorded: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint.json")).unwrap())
-            .unwrap();
+    let recorded = read_json(&run.join("checkpoint.json"));
     let config = &recorded["config"];
     assert_eq!(config["optim"]["schedule"], "linear", "{recorded}");
     assert_eq!(config["loss"]["time_sampling"]["kind"], "logit-normal");
@@ -311,9 +314,7 @@ fn fit_resume_export_on_a_csv_table() {
         assert!(printed.contains("in 1 shard(s)"), "{printed}");
         assert!(printed.contains("CPU threads 1)"), "{printed}");
         // The MLP's recipe defaults (batch, peak rate, schedule) are the study's, and recorded.
-        let recorded: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(paper.join("checkpoint.json")).unwrap())
-                .unwrap();
+        let recorded = read_json(&paper.join("checkpoint.json"));
         let config = &recorded["config"];
         assert_eq!(config["batch"], 1024, "{recorded}");
         assert_eq!(config["optim"]["lr"], 2e-3, "{recorded}");
