@@ -6,6 +6,7 @@
 //! size-checked batch; the checks, the empty-batch answers and the missing-output errors live in
 //! the trait's provided methods, once for both backends.
 
+mod native;
 mod natural_constants;
 #[cfg(feature = "ort")]
 mod ort;
@@ -23,6 +24,7 @@ use crate::{Error, ModelFile, Result};
 
 #[cfg(feature = "ort")]
 pub use self::ort::OrtModel;
+pub use self::native::NativeModel;
 pub use self::tract::TractModel;
 
 /// The three contract outputs for a batch, flattened row-major.
@@ -222,6 +224,8 @@ pub enum BackendKind {
     Tract,
     /// ONNX Runtime, loaded from `ORT_DYLIB_PATH` (needs the crate's `ort` feature).
     Ort,
+    /// vpfb's own evaluator for the operators our exporter writes: pure Rust, no graph library.
+    Native,
 }
 
 impl FromStr for BackendKind {
@@ -230,8 +234,9 @@ impl FromStr for BackendKind {
         match s {
             "tract" => Ok(Self::Tract),
             "ort" => Ok(Self::Ort),
+            "native" => Ok(Self::Native),
             other => Err(Error::InvalidArgument(format!(
-                "unknown backend `{other}` (expected tract or ort)"
+                "unknown backend `{other}` (expected tract, native or ort)"
             ))),
         }
     }
@@ -242,6 +247,7 @@ impl fmt::Display for BackendKind {
         f.write_str(match self {
             Self::Tract => "tract",
             Self::Ort => "ort",
+            Self::Native => "native",
         })
     }
 }
@@ -260,6 +266,7 @@ pub struct LoadOptions {
 pub fn open(file: ModelFile, options: &LoadOptions) -> Result<Box<dyn Backend>> {
     match options.backend {
         BackendKind::Tract => Ok(Box::new(TractModel::with_threads(file, options.threads)?)),
+        BackendKind::Native => Ok(Box::new(NativeModel::with_threads(file, options.threads)?)),
         #[cfg(feature = "ort")]
         BackendKind::Ort => Ok(Box::new(OrtModel::new(file, options.threads)?)),
         #[cfg(not(feature = "ort"))]

@@ -1,0 +1,837 @@
+//! A graph planned for one batch size: every shape known, everything that does not depend on the
+//! fed inputs computed once (weight transposes, kernel flips, `Shape` → `Expand` chains), and the
+//! remaining operations given buffers that are reused as soon as their values are dead.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::elementwise::{Binary, Unary};
+use super::graph::{decode, Graph, Konst, Node, Source};
+use super::linear::{Conv2d, MatMul};
+use super::reduce::Reduce;
+use super::step::{Operand, Step};
+use super::walk::{broadcast_shape, broadcast_strides, natural_strides, Walk};
+use super::NativeError;
+
+/// A value while planning: its shape and where it is.
+#[derive(Clone, Debug)]
+struct Val {
+    shape: Vec<usize>,
+    at: At,
+}
+
+#[derive(Clone, Debug)]
+enum At {
+    Konst(Konst),
+    /// A buffer of the run (a virtual number until buffers are assigned).
+    Buffer(usize),
+}
+
+/// Buffers of one run of a plan, kept between runs.
+#[derive(Default)]
+struct Scratch {
+    buffers: Vec<Vec<f32>>,
+    work: Vec<f32>,
+}
+
+/// A graph ready to run at one batch size.
+pub(super) struct Plan {
+    steps: Vec<(Step, usize)>,
+    /// Length of each buffer.
+    sizes: Vec<usize>,
+    /// The buffer each fed input is copied to (`None`: the outputs do not read it).
+    inputs: Vec<Option<usize>>,
+    outputs: Vec<Operand>,
+    workspace: usize,
+    /// Scratch sets not in use (one per thread running the plan at once).
+    idle: Mutex<Vec<Scratch>>,
+}
+
+impl Plan {
+    /// Plans `graph` for fed inputs of the given shapes.
+    pub fn build(graph: &Graph, fed: &[Vec<usize>]) -> Result<Self, NativeError> {
+        let mut b = Builder {
+            vals: vec![None; graph.sources.len()],
+            steps: Vec::new(),
+            sizes: Vec::new(),
+        };
+        let mut inputs = vec![None; fed.len()];
+        for (id, source) in graph.sources.iter().enumerate() {
+            b.vals[id] = match source {
+                Source::Fed(i) => {
+                    let shape = fed[*i].clone();
+                    let v = b.buffer(shape.iter().product());
+                    inputs[*i] = Some(v);
+                    Some(Val {
+                        shape,
+                        at: At::Buffer(v),
+                    })
+                }
+                Source::Konst(shape, k) => Some(Val {
+                    shape: shape.clone(),
+                    at: At::Konst(k.clone()),
+                }),
+                Source::Computed | Source::Absent => None,
+            };
+        }
+        for node in &graph.nodes {
+            let out = b.node(node).map_err(|e| e.at(node))?;
+            b.vals[node.outputs[0]] = Some(out);
+        }
+        let mut outputs = Vec::new();
+        for &o in &graph.outputs {
+            let val = b.vals[o].as_ref().expect("every output is computed");
+            outputs.push(operand(val).map_err(|_| {
+                NativeError::Graph(format!("output `{}` is not a float tensor", graph.names[o]))
+            })?);
+        }
+        Ok(b.assign_buffers(inputs, outputs))
+    }
+
+    /// Runs the plan on `inputs` (in fed order, each of its planned size); returns each output.
+    pub fn run(&self, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
+        let mut s = self.idle.lock().expect("scratch lock").pop().unwrap_or_default();
+        if s.buffers.is_empty() {
+            s.buffers = self.sizes.iter().map(|&n| vec![0.0; n]).collect();
+            s.work = vec![0.0; self.workspace];
+        }
+        for (slot, value) in self.inputs.iter().zip(inputs) {
+            if let Some(b) = slot {
+                s.buffers[*b].copy_from_slice(value);
+            }
+        }
+        for (step, out) in &self.steps {
+            let mut o = std::mem::take(&mut s.buffers[*out]);
+            let buffers = &s.buffers;
+            step.run(&|op| read(op, buffers), &mut o, &mut s.work);
+            s.buffers[*out] = o;
+        }
+        let outputs = self.outputs.iter().map(|o| read(o, &s.buffers).to_vec()).collect();
+        self.idle.lock().expect("scratch lock").push(s);
+        outputs
+    }
+}
+
+fn read<'a>(op: &'a Operand, buffers: &'a [Vec<f32>]) -> &'a [f32] {
+    match op {
+        Operand::Konst(k) => k,
+        Operand::Buffer(b) => &buffers[*b],
+    }
+}
+
+fn operand(v: &Val) -> Result<Operand, NativeError> {
+    match &v.at {
+        At::Konst(Konst::F32(k)) => Ok(Operand::Konst(k.clone())),
+        At::Buffer(b) => Ok(Operand::Buffer(*b)),
+        At::Konst(Konst::I64(_)) => Err(NativeError::Unsupported(
+            "integer tensors are only supported as constant shapes, axes and indices".into(),
+        )),
+    }
+}
+
+struct Builder {
+    vals: Vec<Option<Val>>,
+    /// Steps and their (virtual) output buffers.
+    steps: Vec<(Step, usize)>,
+    /// Length of each virtual buffer.
+    sizes: Vec<usize>,
+}
+
+impl Builder {
+    fn buffer(&mut self, len: usize) -> usize {
+        self.sizes.push(len);
+        self.sizes.len() - 1
+    }
+
+    fn input(&self, node: &Node, i: usize) -> Result<&Val, NativeError> {
+        node.inputs
+            .get(i)
+            .and_then(|&id| self.vals[id].as_ref())
+            .ok_or_else(|| NativeError::Graph(format!("input {i} is missing")))
+    }
+
+    fn optional(&self, node: &Node, i: usize) -> Option<&Val> {
+        node.inputs.get(i).and_then(|&id| self.vals[id].as_ref())
+    }
+
+    /// The integers of a constant input (shapes, axes, pads, indices).
+    fn ints(&self, node: &Node, i: usize) -> Result<Vec<i64>, NativeError> {
+        match &self.input(node, i)?.at {
+            At::Konst(Konst::I64(v)) => Ok(v.to_vec()),
+            _ => Err(NativeError::Unsupported(format!(
+                "input {i} must be a constant int64 tensor"
+            ))),
+        }
+    }
+
+    /// Axes given as an attribute or (newer opsets) as input `i`.
+    fn axes(&self, node: &Node, i: usize) -> Result<Option<Vec<i64>>, NativeError> {
+        if let Some(a) = node.ints("axes") {
+            return Ok(Some(a.to_vec()));
+        }
+        match self.optional(node, i) {
+            Some(_) => Ok(Some(self.ints(node, i)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A step's output: computed now when it reads only constants, else scheduled.
+    fn emit(&mut self, mut step: Step, shape: Vec<usize>) -> Val {
+        let len = shape.iter().product();
+        let constant = step
+            .operands_mut()
+            .iter()
+            .all(|o| matches!(o, Operand::Konst(_)));
+        if constant {
+            let mut out = vec![0.0; len];
+            let mut work = vec![0.0; step.workspace()];
+            step.run(&|op| read(op, &[]), &mut out, &mut work);
+            return Val {
+                shape,
+                at: At::Konst(Konst::F32(Arc::new(out))),
+            };
+        }
+        let v = self.buffer(len);
+        self.steps.push((step, v));
+        Val {
+            shape,
+            at: At::Buffer(v),
+        }
+    }
+
+    fn node(&mut self, node: &Node) -> Result<Val, NativeError> {
+        if node.outputs.len() != 1 {
+            return Err(NativeError::Unsupported(format!(
+                "{} outputs (one is supported)",
+                node.outputs.len()
+            )));
+        }
+        if let Some(op) = Unary::from_onnx(&node.op) {
+            let a = self.input(node, 0)?;
+            let step = Step::Unary { op, a: operand(a)? };
+            return Ok(self.emit(step, a.shape.clone()));
+        }
+        if let Some(op) = Binary::from_onnx(&node.op) {
+            let mut acc = self.input(node, 0)?.clone();
+            for i in 1..node.inputs.len() {
+                let b = self.input(node, i)?.clone();
+                acc = self.binary(op, &acc, &b)?;
+            }
+            return Ok(acc);
+        }
+        match node.op.as_str() {
+            "Identity" => Ok(self.input(node, 0)?.clone()),
+            "Constant" => {
+                let t = node
+                    .tensor("value")
+                    .ok_or_else(|| NativeError::Unsupported("a Constant without `value`".into()))?;
+                let (shape, k) = decode(t)?;
+                Ok(Val {
+                    shape,
+                    at: At::Konst(k),
+                })
+            }
+            "Shape" => {
+                let shape = &self.input(node, 0)?.shape;
+                let rank = shape.len() as i64;
+                let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+                let (start, end) = (clamp(node.int("start", 0)), clamp(node.int("end", rank)));
+                let dims: Vec<i64> = shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
+                Ok(Val {
+                    shape: vec![dims.len()],
+                    at: At::Konst(Konst::I64(Arc::new(dims))),
+                })
+            }
+            "Reshape" => {
+                let a = self.input(node, 0)?.clone();
+                let target = self.ints(node, 1)?;
+                let shape = reshaped(&a.shape, &target, node.int("allowzero", 0) != 0)?;
+                Ok(Val { shape, at: a.at })
+            }
+            "Flatten" => {
+                let a = self.input(node, 0)?.clone();
+                let axis = axis(node.int("axis", 1), a.shape.len() + 1)?;
+                let shape = vec![
+                    a.shape[..axis].iter().product(),
+                    a.shape[axis..].iter().product(),
+                ];
+                Ok(Val { shape, at: a.at })
+            }
+            "Unsqueeze" => {
+                let a = self.input(node, 0)?.clone();
+                let axes = self
+                    .axes(node, 1)?
+                    .ok_or_else(|| NativeError::Graph("Unsqueeze without axes".into()))?;
+                let rank = a.shape.len() + axes.len();
+                let mut axes = axes
+                    .iter()
+                    .map(|&x| axis(x, rank))
+                    .collect::<Result<Vec<_>, _>>()?;
+                axes.sort_unstable();
+                let mut shape = a.shape.clone();
+                for x in axes {
+                    shape.insert(x.min(shape.len()), 1);
+                }
+                Ok(Val { shape, at: a.at })
+            }
+            "Squeeze" => {
+                let a = self.input(node, 0)?.clone();
+                let rank = a.shape.len();
+                let axes = match self.axes(node, 1)? {
+                    Some(axes) => axes
+                        .iter()
+                        .map(|&x| axis(x, rank))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    None => (0..rank).filter(|&x| a.shape[x] == 1).collect(),
+                };
+                if axes.iter().any(|&x| a.shape[x] != 1) {
+                    return Err(NativeError::Shape(format!(
+                        "cannot squeeze axes {axes:?} of shape {:?}",
+                        a.shape
+                    )));
+                }
+                let shape = (0..rank)
+                    .filter(|x| !axes.contains(x))
+                    .map(|x| a.shape[x])
+                    .collect();
+                Ok(Val { shape, at: a.at })
+            }
+            "MatMul" => {
+                let (a, b) = (self.input(node, 0)?, self.input(node, 1)?);
+                let (plan, shape) = MatMul::plan(&a.shape, &b.shape)?;
+                let step = Step::MatMul {
+                    a: operand(a)?,
+                    b: operand(b)?,
+                    plan,
+                };
+                Ok(self.emit(step, shape))
+            }
+            "Transpose" => {
+                let a = self.input(node, 0)?;
+                let rank = a.shape.len();
+                let perm: Vec<usize> = match node.ints("perm") {
+                    Some(p) => p
+                        .iter()
+                        .map(|&x| axis(x, rank))
+                        .collect::<Result<_, _>>()?,
+                    None => (0..rank).rev().collect(),
+                };
+                let mut seen = perm.clone();
+                seen.sort_unstable();
+                if seen != (0..rank).collect::<Vec<_>>() {
+                    return Err(NativeError::Graph(format!("perm {perm:?} for rank {rank}")));
+                }
+                let shape: Vec<usize> = perm.iter().map(|&p| a.shape[p]).collect();
+                let natural = natural_strides(&a.shape);
+                let src: Vec<isize> = perm.iter().map(|&p| natural[p]).collect();
+                let walk = Walk::new(&shape, [&natural_strides(&shape), &src], [0, 0]);
+                let step = Step::Copy {
+                    parts: vec![(operand(a)?, walk)],
+                    fill: None,
+                };
+                Ok(self.emit(step, shape))
+            }
+            "Slice" => self.slice(node),
+            "Pad" => self.pad(node),
+            "Concat" => self.concat(node),
+            "Expand" => {
+                let a = self.input(node, 0)?;
+                let target: Vec<usize> = self
+                    .ints(node, 1)?
+                    .iter()
+                    .map(|&d| usize::try_from(d))
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| NativeError::Shape("negative Expand shape".into()))?;
+                let shape = broadcast_shape(&a.shape, &target).ok_or_else(|| {
+                    NativeError::Shape(format!("cannot expand {:?} to {target:?}", a.shape))
+                })?;
+                let src = broadcast_strides(&a.shape, &shape).expect("shapes broadcast");
+                let walk = Walk::new(&shape, [&natural_strides(&shape), &src], [0, 0]);
+                let step = Step::Copy {
+                    parts: vec![(operand(a)?, walk)],
+                    fill: None,
+                };
+                Ok(self.emit(step, shape))
+            }
+            "Gather" => self.gather(node),
+            "ReduceSum" => self.reduce(node, Reduce::Sum),
+            "ReduceMean" => self.reduce(node, Reduce::Mean),
+            "ReduceMax" => self.reduce(node, Reduce::Max),
+            "Conv" => self.conv(node, false),
+            "ConvTranspose" => self.conv(node, true),
+            other => Err(NativeError::Unsupported(format!("operator {other}"))),
+        }
+    }
+
+    fn binary(&mut self, op: Binary, a: &Val, b: &Val) -> Result<Val, NativeError> {
+        let shape = broadcast_shape(&a.shape, &b.shape).ok_or_else(|| {
+            NativeError::Shape(format!("{:?} and {:?} do not broadcast", a.shape, b.shape))
+        })?;
+        let sa = broadcast_strides(&a.shape, &shape).expect("shapes broadcast");
+        let sb = broadcast_strides(&b.shape, &shape).expect("shapes broadcast");
+        let walk = Walk::new(&shape, [&natural_strides(&shape), &sa, &sb], [0, 0, 0]);
+        let step = Step::Binary {
+            op,
+            a: operand(a)?,
+            b: operand(b)?,
+            walk,
+        };
+        Ok(self.emit(step, shape))
+    }
+
+    fn slice(&mut self, node: &Node) -> Result<Val, NativeError> {
+        let a = self.input(node, 0)?;
+        let rank = a.shape.len();
+        let (starts, ends) = (self.ints(node, 1)?, self.ints(node, 2)?);
+        let axes = match self.optional(node, 3) {
+            Some(_) => self
+                .ints(node, 3)?
+                .iter()
+                .map(|&x| axis(x, rank))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => (0..starts.len()).collect(),
+        };
+        let steps = match self.optional(node, 4) {
+            Some(_) => self.ints(node, 4)?,
+            None => vec![1; starts.len()],
+        };
+        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            return Err(NativeError::Graph("Slice inputs of different lengths".into()));
+        }
+        let natural = natural_strides(&a.shape);
+        let mut shape = a.shape.clone();
+        let mut src = natural.clone();
+        let mut base = 0isize;
+        for i in 0..starts.len() {
+            let (x, step) = (axes[i], steps[i]);
+            let d = a.shape[x] as i64;
+            if step == 0 {
+                return Err(NativeError::Graph("Slice step 0".into()));
+            }
+            let wrap = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+            let (s, e) = if step > 0 {
+                (wrap(starts[i]).clamp(0, d), wrap(ends[i]).clamp(0, d))
+            } else {
+                (wrap(starts[i]).clamp(0, d - 1), wrap(ends[i]).clamp(-1, d - 1))
+            };
+            let len = if step > 0 {
+                (e - s + step - 1).max(0) / step
+            } else {
+                (s - e - step - 1).max(0) / -step
+            };
+            shape[x] = len as usize;
+            if len > 0 {
+                base += s as isize * natural[x];
+            }
+            src[x] = natural[x] * step as isize;
+        }
+        let walk = Walk::new(&shape, [&natural_strides(&shape), &src], [0, base]);
+        let step = Step::Copy {
+            parts: vec![(operand(a)?, walk)],
+            fill: None,
+        };
+        Ok(self.emit(step, shape))
+    }
+
+    fn pad(&mut self, node: &Node) -> Result<Val, NativeError> {
+        let a = self.input(node, 0)?;
+        let rank = a.shape.len();
+        if let Some(mode) = node.string("mode") {
+            if mode != "constant" {
+                return Err(NativeError::Unsupported(format!("Pad mode `{mode}`")));
+            }
+        }
+        let pads = self.ints(node, 1)?;
+        if pads.len() != 2 * rank || pads.iter().any(|&p| p < 0) {
+            return Err(NativeError::Unsupported(format!(
+                "pads {pads:?} for rank {rank} (non-negative, two per axis)"
+            )));
+        }
+        let fill = match self.optional(node, 2) {
+            Some(Val {
+                at: At::Konst(Konst::F32(v)),
+                ..
+            }) if v.len() == 1 => v[0],
+            Some(_) => {
+                return Err(NativeError::Unsupported(
+                    "a Pad value that is not a constant scalar".into(),
+                ))
+            }
+            None => 0.0,
+        };
+        let shape: Vec<usize> = (0..rank)
+            .map(|x| a.shape[x] + (pads[x] + pads[x + rank]) as usize)
+            .collect();
+        let out = natural_strides(&shape);
+        let base: isize = (0..rank).map(|x| pads[x] as isize * out[x]).sum();
+        let walk = Walk::new(&a.shape, [&out, &natural_strides(&a.shape)], [base, 0]);
+        let step = Step::Copy {
+            parts: vec![(operand(a)?, walk)],
+            fill: Some(fill),
+        };
+        Ok(self.emit(step, shape))
+    }
+
+    fn concat(&mut self, node: &Node) -> Result<Val, NativeError> {
+        let first = self.input(node, 0)?;
+        let rank = first.shape.len();
+        let x = axis(node.int("axis", 0), rank)?;
+        let mut shape = first.shape.clone();
+        shape[x] = 0;
+        let parts: Vec<Val> = (0..node.inputs.len())
+            .map(|i| self.input(node, i).cloned())
+            .collect::<Result<_, _>>()?;
+        for p in &parts {
+            let same = p.shape.len() == rank
+                && (0..rank).all(|a| a == x || p.shape[a] == first.shape[a]);
+            if !same {
+                return Err(NativeError::Shape(format!(
+                    "Concat of {:?} and {:?} on axis {x}",
+                    first.shape, p.shape
+                )));
+            }
+            shape[x] += p.shape[x];
+        }
+        let out = natural_strides(&shape);
+        let mut offset = 0;
+        let mut copies = Vec::new();
+        for p in &parts {
+            let walk = Walk::new(&p.shape, [&out, &natural_strides(&p.shape)], [offset, 0]);
+            offset += p.shape[x] as isize * out[x];
+            copies.push((operand(p)?, walk));
+        }
+        let step = Step::Copy {
+            parts: copies,
+            fill: None,
+        };
+        Ok(self.emit(step, shape))
+    }
+
+    fn gather(&mut self, node: &Node) -> Result<Val, NativeError> {
+        let a = self.input(node, 0)?;
+        let indices = self.input(node, 1)?.shape.clone();
+        let picks = self.ints(node, 1)?;
+        let x = axis(node.int("axis", 0), a.shape.len())?;
+        let d = a.shape[x];
+        let (outer, inner) = (
+            a.shape[..x].iter().product::<usize>(),
+            a.shape[x + 1..].iter().product::<usize>(),
+        );
+        let mut shape = a.shape[..x].to_vec();
+        shape.extend(&indices);
+        shape.extend(&a.shape[x + 1..]);
+        let (j_all, src) = (picks.len(), operand(a)?);
+        let mut parts = Vec::new();
+        for (j, &p) in picks.iter().enumerate() {
+            let p = if p < 0 { p + d as i64 } else { p };
+            if p < 0 || p >= d as i64 {
+                return Err(NativeError::Shape(format!("Gather index {p} for extent {d}")));
+            }
+            let walk = Walk::new(
+                &[outer, inner],
+                [&[(j_all * inner) as isize, 1], &[(d * inner) as isize, 1]],
+                [(j * inner) as isize, (p as usize * inner) as isize],
+            );
+            parts.push((src.clone(), walk));
+        }
+        Ok(self.emit(Step::Copy { parts, fill: None }, shape))
+    }
+
+    fn reduce(&mut self, node: &Node, op: Reduce) -> Result<Val, NativeError> {
+        let a = self.input(node, 0)?;
+        let rank = a.shape.len();
+        let mut axes = match self.axes(node, 1)? {
+            Some(axes) if !axes.is_empty() => axes
+                .iter()
+                .map(|&x| axis(x, rank))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ if node.int("noop_with_empty_axes", 0) != 0 => return Ok(a.clone()),
+            _ => (0..rank).collect(),
+        };
+        axes.sort_unstable();
+        axes.dedup();
+        let keep = node.int("keepdims", 1) != 0;
+        let shape: Vec<usize> = (0..rank)
+            .filter_map(|x| match (axes.contains(&x), keep) {
+                (false, _) => Some(a.shape[x]),
+                (true, true) => Some(1),
+                (true, false) => None,
+            })
+            .collect();
+        let r: usize = axes.iter().map(|&x| a.shape[x]).product();
+        let contiguous = axes.windows(2).all(|w| w[1] == w[0] + 1);
+        let (gather, dims) = if contiguous {
+            let (lo, hi) = (axes[0], axes[axes.len() - 1] + 1);
+            let dims = (
+                a.shape[..lo].iter().product(),
+                r,
+                a.shape[hi..].iter().product(),
+            );
+            (None, dims)
+        } else {
+            // Kept axes first, reduced axes last, then one reduction over the trailing block.
+            let order: Vec<usize> = (0..rank)
+                .filter(|x| !axes.contains(x))
+                .chain(axes.iter().copied())
+                .collect();
+            let moved: Vec<usize> = order.iter().map(|&x| a.shape[x]).collect();
+            let natural = natural_strides(&a.shape);
+            let src: Vec<isize> = order.iter().map(|&x| natural[x]).collect();
+            let walk = Walk::new(&moved, [&natural_strides(&moved), &src], [0, 0]);
+            let kept = a.shape.iter().product::<usize>() / r.max(1);
+            (Some(walk), (kept, r, 1))
+        };
+        let step = Step::Reduce {
+            op,
+            a: operand(a)?,
+            gather,
+            dims,
+        };
+        Ok(self.emit(step, shape))
+    }
+
+    fn conv(&mut self, node: &Node, transposed: bool) -> Result<Val, NativeError> {
+        let (x, k) = (self.input(node, 0)?, self.input(node, 1)?);
+        let bias = self.optional(node, 2);
+        let bad = |why: &str| {
+            NativeError::Shape(format!("{} of {:?} with kernel {:?}: {why}", node.op, x.shape, k.shape))
+        };
+        if x.shape.len() != 4 || k.shape.len() != 4 {
+            return Err(NativeError::Unsupported(format!(
+                "{} of rank {} (2-D images are supported)",
+                node.op,
+                x.shape.len()
+            )));
+        }
+        if node.string("auto_pad").is_some_and(|p| p != "NOTSET") {
+            return Err(NativeError::Unsupported("auto_pad".into()));
+        }
+        if node.ints("output_shape").is_some() {
+            return Err(NativeError::Unsupported("ConvTranspose output_shape".into()));
+        }
+        let pair = |name: &str, default: usize| -> Result<[usize; 2], NativeError> {
+            match node.ints(name) {
+                None => Ok([default; 2]),
+                Some([a, b]) if *a >= 0 && *b >= 0 => Ok([*a as usize, *b as usize]),
+                Some(v) => Err(bad(&format!("{name} {v:?}"))),
+            }
+        };
+        let (stride, dilation) = (pair("strides", 1)?, pair("dilations", 1)?);
+        let pads = match node.ints("pads") {
+            None => [0; 4],
+            Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
+                [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
+            }
+            Some(p) => return Err(bad(&format!("pads {p:?}"))),
+        };
+        let group = usize::try_from(node.int("group", 1)).unwrap_or(0);
+        if group == 0 || stride.contains(&0) || dilation.contains(&0) {
+            return Err(bad("zero group, stride or dilation"));
+        }
+        let [n, cx, hx, wx] = [x.shape[0], x.shape[1], x.shape[2], x.shape[3]];
+        let [k0, k1, kh, kw] = [k.shape[0], k.shape[1], k.shape[2], k.shape[3]];
+        let span = |d: usize, kk: usize| d * (kk.max(1) - 1) + 1;
+        let geometry = if !transposed {
+            let (m, c) = (k0, cx);
+            if k1 * group != c || m % group != 0 {
+                return Err(bad("channels do not match the kernel and group"));
+            }
+            let (ph, pw) = (hx + pads[0] + pads[2], wx + pads[1] + pads[3]);
+            if ph < span(dilation[0], kh) || pw < span(dilation[1], kw) {
+                return Err(bad("the kernel is larger than the padded image"));
+            }
+            Conv2d {
+                batch: n,
+                group,
+                c,
+                h: hx,
+                w: wx,
+                m,
+                ho: (ph - span(dilation[0], kh)) / stride[0] + 1,
+                wo: (pw - span(dilation[1], kw)) / stride[1] + 1,
+                kh,
+                kw,
+                stride,
+                dilation,
+                pad: [pads[0], pads[1]],
+            }
+        } else {
+            let (m, c) = (cx, k1 * group);
+            if k0 != m || m % group != 0 {
+                return Err(bad("channels do not match the kernel and group"));
+            }
+            let out_pad = pair("output_padding", 0)?;
+            let full = |d: usize, s: usize, dil: usize, kk: usize, op: usize| {
+                s * (d.max(1) - 1) + op + span(dil, kk)
+            };
+            let (fh, fw) = (
+                full(hx, stride[0], dilation[0], kh, out_pad[0]),
+                full(wx, stride[1], dilation[1], kw, out_pad[1]),
+            );
+            if fh < pads[0] + pads[2] + 1 || fw < pads[1] + pads[3] + 1 || hx == 0 || wx == 0 {
+                return Err(bad("the padding removes the whole output"));
+            }
+            Conv2d {
+                batch: n,
+                group,
+                c,
+                h: fh - pads[0] - pads[2],
+                w: fw - pads[1] - pads[3],
+                m,
+                ho: hx,
+                wo: wx,
+                kh,
+                kw,
+                stride,
+                dilation,
+                pad: [pads[0], pads[1]],
+            }
+        };
+        let channels_out = if transposed { geometry.c } else { geometry.m };
+        if let Some(b) = bias {
+            if b.shape != [channels_out] {
+                return Err(bad(&format!("bias of shape {:?}", b.shape)));
+            }
+        }
+        let shape = if transposed {
+            vec![n, geometry.c, geometry.h, geometry.w]
+        } else {
+            vec![n, geometry.m, geometry.ho, geometry.wo]
+        };
+        let (x, kernel, bias) = (operand(x)?, operand(k)?, bias.map(operand).transpose()?);
+        let step = if transposed {
+            Step::ConvTranspose {
+                x,
+                kernel,
+                bias,
+                geometry,
+            }
+        } else {
+            Step::Conv {
+                x,
+                kernel,
+                bias,
+                geometry,
+            }
+        };
+        Ok(self.emit(step, shape))
+    }
+
+    /// Gives the virtual buffers real ones: a buffer is reused once the value in it is dead
+    /// (after its last reader), by the next value of the same length.
+    fn assign_buffers(self, inputs: Vec<Option<usize>>, outputs: Vec<Operand>) -> Plan {
+        const FOREVER: usize = usize::MAX;
+        let mut last = vec![None::<usize>; self.sizes.len()];
+        let mut steps = self.steps;
+        for (i, (step, _)) in steps.iter_mut().enumerate() {
+            for o in step.operands_mut() {
+                if let Operand::Buffer(v) = o {
+                    last[*v] = Some(i);
+                }
+            }
+        }
+        for o in &outputs {
+            if let Operand::Buffer(v) = o {
+                last[*v] = Some(FOREVER);
+            }
+        }
+        let mut real = vec![usize::MAX; self.sizes.len()];
+        let mut sizes = Vec::new();
+        let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
+        let take = |len: usize, sizes: &mut Vec<usize>, free: &mut HashMap<usize, Vec<usize>>| {
+            free.get_mut(&len).and_then(Vec::pop).unwrap_or_else(|| {
+                sizes.push(len);
+                sizes.len() - 1
+            })
+        };
+        for v in inputs.iter().flatten() {
+            real[*v] = take(self.sizes[*v], &mut sizes, &mut free);
+        }
+        let inputs = inputs
+            .iter()
+            .map(|v| v.filter(|v| last[*v].is_some()).map(|v| real[v]))
+            .collect();
+        for i in 0..steps.len() {
+            let out = steps[i].1;
+            real[out] = take(self.sizes[out], &mut sizes, &mut free);
+            let mut dead: Vec<usize> = steps[i]
+                .0
+                .operands_mut()
+                .into_iter()
+                .filter_map(|o| match o {
+                    Operand::Buffer(v) if last[*v] == Some(i) => Some(*v),
+                    _ => None,
+                })
+                .collect();
+            if last[out].is_none() {
+                dead.push(out);
+            }
+            dead.sort_unstable();
+            dead.dedup();
+            for v in dead {
+                free.entry(self.sizes[v]).or_default().push(real[v]);
+            }
+        }
+        let remap = |o: &mut Operand| {
+            if let Operand::Buffer(v) = o {
+                *v = real[*v];
+            }
+        };
+        for (step, out) in &mut steps {
+            step.operands_mut().into_iter().for_each(remap);
+            *out = real[*out];
+        }
+        let mut outputs = outputs;
+        outputs.iter_mut().for_each(remap);
+        let workspace = steps.iter().map(|(s, _)| s.workspace()).max().unwrap_or(0);
+        Plan {
+            steps,
+            sizes,
+            inputs,
+            outputs,
+            workspace,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// An axis index (negative counts from the end) checked against `rank`.
+fn axis(x: i64, rank: usize) -> Result<usize, NativeError> {
+    let r = rank as i64;
+    let a = if x < 0 { x + r } else { x };
+    if (0..r).contains(&a) {
+        Ok(a as usize)
+    } else {
+        Err(NativeError::Shape(format!("axis {x} for rank {rank}")))
+    }
+}
+
+/// ONNX Reshape's target shape: `0` copies the input's extent (unless `allowzero`), one `-1` is
+/// inferred.
+fn reshaped(from: &[usize], target: &[i64], allowzero: bool) -> Result<Vec<usize>, NativeError> {
+    let len: usize = from.iter().product();
+    let bad = || NativeError::Shape(format!("cannot reshape {from:?} to {target:?}"));
+    let mut shape = Vec::with_capacity(target.len());
+    let mut infer = None;
+    for (i, &d) in target.iter().enumerate() {
+        shape.push(match d {
+            0 if !allowzero => *from.get(i).ok_or_else(bad)?,
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                1
+            }
+            d if d >= 0 => d as usize,
+            _ => return Err(bad()),
+        });
+    }
+    let known: usize = shape.iter().product();
+    if let Some(i) = infer {
+        if known == 0 || len % known != 0 {
+            return Err(bad());
+        }
+        shape[i] = len / known;
+    } else if known != len {
+        return Err(bad());
+    }
+    Ok(shape)
+}
