@@ -91,14 +91,15 @@ def ort_throughput(sess, shape, n, seconds):
     return calls * n / (time.perf_counter() - start)
 
 
-def vpfb_throughput(binary, model, batches, threads, seconds):
-    """records/s per batch size from `vpfb bench` (tract)."""
+def vpfb_throughput(binary, model, batches, threads, seconds, backend):
+    """records/s per batch size from `vpfb bench`."""
     out = subprocess.run([binary, "bench", "--model", model, "--batches", ",".join(map(str, batches)),
-                          "--threads", str(threads), "--seconds", str(seconds), "--samples", "0"],
+                          "--threads", str(threads), "--seconds", str(seconds), "--samples", "0",
+                          "--backends", backend],
                          check=True, capture_output=True, text=True).stdout
     rates = {}
     for line in out.splitlines():
-        m = re.match(r"\s*tract\s+(\d+)\s+(\d+)\s+([\d.]+)", line)
+        m = re.match(r"\s*" + backend + r"\s+(\d+)\s+(\d+)\s+([\d.]+)", line)
         if m and int(m.group(1)) == threads:
             rates[int(m.group(2))] = float(m.group(3))
     return rates
@@ -116,6 +117,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vpfb", default="target/release/vpfb")
     ap.add_argument("--ort-vpfb", default=None, help="a vpfb built with --features ort (optional)")
+    ap.add_argument("--backend", default="native", help="vpfb's backend: native (default) or tract")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0)
     a = ap.parse_args()
@@ -128,24 +130,26 @@ def main():
               flush=True)
 
     moons, fm = "models/moons.onnx", "models/fashion-mnist.onnx"
-    v, o = median_pair(lambda: vpfb_flow(a.vpfb, moons, 4096, 100, "rk4"),
+    b = a.backend
+    v, o = median_pair(lambda: vpfb_flow(a.vpfb, moons, 4096, 100, "rk4", backend=b),
                        lambda: ort_flow(moons, (2,), 4096, 100, "rk4"), a.repeats)
-    row("MLP RK4 4096 x 100, 1 thread, tract", v, o, "s", False)
+    row(f"MLP RK4 4096 x 100, 1 thread, {b}", v, o, "s", False)
     if a.ort_vpfb:
         v, o = median_pair(lambda: vpfb_flow(a.ort_vpfb, moons, 4096, 100, "rk4", backend="ort"),
                            lambda: ort_flow(moons, (2,), 4096, 100, "rk4"), a.repeats)
         row("MLP RK4 4096 x 100, 1 thread, vpfb --backend ort", v, o, "s", False)
     u1 = session(fm, 1)
-    v, o = median_pair(lambda: vpfb_flow(a.vpfb, fm, 32, 8, "euler"),
+    v, o = median_pair(lambda: vpfb_flow(a.vpfb, fm, 32, 8, "euler", backend=b),
                        lambda: ort_flow(fm, (1, 28, 28), 32, 8, "euler"), a.repeats)
-    row("UNet 32 images x 8 Euler, 1 thread", v, o, "s", False)
+    row(f"UNet 32 images x 8 Euler, 1 thread, {b}", v, o, "s", False)
     for n in (1, 32):
-        ours = statistics.median(vpfb_throughput(a.vpfb, fm, [n], 1, a.seconds)[n] for _ in range(a.repeats))
+        ours = statistics.median(vpfb_throughput(a.vpfb, fm, [n], 1, a.seconds, b)[n]
+                                 for _ in range(a.repeats))
         theirs = statistics.median(ort_throughput(u1, (1, 28, 28), n, a.seconds) for _ in range(a.repeats))
-        row(f"UNet evaluation, batch {n}, 1 thread", ours, theirs, "images/s", True)
-    one = vpfb_throughput(a.vpfb, fm, [32], 1, a.seconds)[32]
-    two = vpfb_throughput(a.vpfb, fm, [32], 2, a.seconds)[32]
-    print(f"{'UNet evaluation, batch 32: 2 threads / 1':<44} {two / one:5.2f}x (tract)")
+        row(f"UNet evaluation, batch {n}, 1 thread, {b}", ours, theirs, "images/s", True)
+    one = vpfb_throughput(a.vpfb, fm, [32], 1, a.seconds, b)[32]
+    two = vpfb_throughput(a.vpfb, fm, [32], 2, a.seconds, b)[32]
+    print(f"{'UNet evaluation, batch 32: 2 threads / 1':<44} {two / one:5.2f}x ({b})")
     stripped = os.path.join(tempfile.mkdtemp(), "vpfb")
     shutil.copy(a.vpfb, stripped)
     subprocess.run(["strip", stripped], check=True)

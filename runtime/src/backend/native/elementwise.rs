@@ -68,7 +68,7 @@ impl Binary {
 
 /// e^x to about 2 ulp, written so that loops over it vectorise: Cody–Waite range reduction to
 /// r ∈ [−ln2/2, ln2/2], a degree-6 polynomial, and the power of two built in exponent bits.
-/// Saturates to 0 below −87.3 and to +∞ above 88.7; NaN stays NaN.
+/// Saturates to 0 below −87.3 and to +∞ above 88.72 (past f32::MAX); NaN stays NaN.
 #[inline(always)]
 pub(super) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
@@ -76,7 +76,7 @@ pub(super) fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5 · 2²³: adding it rounds to an integer held in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
-    let xc = x.clamp(-87.3, 88.7);
+    let xc = x.clamp(-87.3, 88.72);
     let kf = xc * LOG2E + ROUND;
     let k = kf.to_bits() as i32 - ROUND.to_bits() as i32;
     let kf = kf - ROUND;
@@ -90,7 +90,7 @@ pub(super) fn exp(x: f32) -> f32 {
     let k1 = k >> 1;
     let scaled =
         p * f32::from_bits(((k1 + 127) as u32) << 23) * f32::from_bits(((k - k1 + 127) as u32) << 23);
-    if x > 88.7 {
+    if x > 88.72 {
         f32::INFINITY
     } else if x < -87.3 {
         0.0
@@ -104,8 +104,32 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
+/// Runs `$body` compiled for AVX2 + FMA when the CPU has them (x86-64 builds target SSE2 only),
+/// else as built. The loops are the same; only the vector width the compiler may use differs.
+macro_rules! widest {
+    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn $name($($arg: $ty),*) $body
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has the features the function was compiled for.
+                return unsafe { $name($($arg),*) };
+            }
+        }
+        $body
+    }};
+}
+pub(super) use widest;
+
 /// `out[i] = op(a[i])`.
 pub(super) fn unary(op: Unary, a: &[f32], out: &mut [f32]) {
+    widest!(unary_wide(op: Unary, a: &[f32], out: &mut [f32]) { unary_loops(op, a, out) })
+}
+
+#[inline(always)]
+fn unary_loops(op: Unary, a: &[f32], out: &mut [f32]) {
+    #[inline(always)]
     fn map(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
         for (o, &x) in out.iter_mut().zip(a) {
             *o = f(x);
@@ -129,6 +153,13 @@ pub(super) fn unary(op: Unary, a: &[f32], out: &mut [f32]) {
 
 /// `out = a op b` along a walk over the output (operands: out, a, b).
 pub(super) fn binary(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32]) {
+    widest!(binary_wide(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32]) {
+        binary_loops(op, walk, a, b, out)
+    })
+}
+
+#[inline(always)]
+fn binary_loops(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32]) {
     match op {
         Binary::Add => zip(walk, a, b, out, |x, y| x + y),
         Binary::Sub => zip(walk, a, b, out, |x, y| x - y),

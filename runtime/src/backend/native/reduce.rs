@@ -10,7 +10,14 @@ pub(super) enum Reduce {
 }
 
 /// `out[o, i] = reduce_j a[o, j, i]` for `a` of shape `[outer, r, inner]`.
-pub(super) fn reduce(op: Reduce, (outer, r, inner): (usize, usize, usize), a: &[f32], out: &mut [f32]) {
+pub(super) fn reduce(op: Reduce, dims: (usize, usize, usize), a: &[f32], out: &mut [f32]) {
+    super::elementwise::widest!(reduce_wide(op: Reduce, dims: (usize, usize, usize), a: &[f32], out: &mut [f32]) {
+        reduce_loops(op, dims, a, out)
+    })
+}
+
+#[inline(always)]
+fn reduce_loops(op: Reduce, (outer, r, inner): (usize, usize, usize), a: &[f32], out: &mut [f32]) {
     let combine = |acc: f32, x: f32| match op {
         Reduce::Sum | Reduce::Mean => acc + x,
         Reduce::Max => {

@@ -53,6 +53,7 @@ impl<const K: usize> Walk<K> {
     }
 
     /// Calls `row` with each operand's offset at the start of every innermost row, in order.
+    #[inline(always)]
     pub fn rows(&self, mut row: impl FnMut([isize; K])) {
         if self.inner == 0 || self.outer.iter().any(|a| a.0 == 0) {
             return;
