@@ -15,8 +15,8 @@ pub struct BenchArgs {
     /// Model file (.onnx); without it, the built-in moons model.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Backends to measure (ort needs the `ort` feature and ORT_DYLIB_PATH).
-    #[arg(long, value_delimiter = ',', default_value = "tract")]
+    /// Backends to measure (tract needs the `tract` feature; ort the `ort` feature and ORT_DYLIB_PATH).
+    #[arg(long, value_delimiter = ',', default_value = "native")]
     backends: Vec<String>,
     /// Thread counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -64,7 +64,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
             }
         }
     }
-    let model = load(a.model.as_deref(), &RunOpts::with("tract", 1))?;
+    // Latency and sampling use the first backend listed.
+    let first = a.backends.first().map_or("native", String::as_str);
+    let model = load(a.model.as_deref(), &RunOpts::with(first, 1))?;
     let d = model.record_len();
     let record: Vec<f64> = (0..d).map(|i| 0.1 * i as f64).collect();
     let mut scores = vec![Score::GradNorm];
@@ -82,7 +84,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         lat.sort();
         println!(
-            "single-record score `{score}` (tract, 1 thread, {} records): p50 {:.1} µs, p99 {:.1} µs",
+            "single-record score `{score}` ({first}, 1 thread, {} records): p50 {:.1} µs, p99 {:.1} µs",
             lat.len(),
             percentile(&lat, 0.5).as_secs_f64() * 1e6,
             percentile(&lat, 0.99).as_secs_f64() * 1e6
@@ -90,7 +92,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     if a.samples > 0 {
         for &threads in &a.threads {
-            let model = load(a.model.as_deref(), &RunOpts::with("tract", threads))?;
+            let model = load(a.model.as_deref(), &RunOpts::with(first, threads))?;
             let t = Instant::now();
             let options = FlowOptions {
                 solver: Solver::Rk4 { steps: 100 },
@@ -98,7 +100,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             };
             let stats = model.sample(a.samples, &options)?.stats;
             println!(
-                "sample {} × RK4 100 steps (tract, {threads} thread(s)): {:.2} s, {} evaluations",
+                "sample {} × RK4 100 steps ({first}, {threads} thread(s)): {:.2} s, {} evaluations",
                 a.samples,
                 t.elapsed().as_secs_f64(),
                 stats.nfe

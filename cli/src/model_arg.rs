@@ -14,11 +14,12 @@ const BUILT_IN_NAME: &str = "<built-in models/moons.onnx>";
 /// Backend options shared by the commands that evaluate a model.
 #[derive(Args, Clone, Debug)]
 pub struct RunOpts {
-    /// Inference backend: tract (pure Rust) or ort (ONNX Runtime; needs the `ort` feature and ORT_DYLIB_PATH).
-    #[arg(long, default_value = "tract")]
+    /// Inference backend: native (vpfb's own evaluator, pure Rust), tract (needs the `tract`
+    /// feature) or ort (ONNX Runtime; needs the `ort` feature and ORT_DYLIB_PATH).
+    #[arg(long, default_value = "native")]
     pub backend: String,
-    /// Threads (0 = backend default: 1 for tract, all cores for ort). tract splits a batch across
-    /// them (a single record runs on one); ort uses them inside its operators.
+    /// Threads (0 = backend default: 1 for native and tract, all cores for ort). native and tract
+    /// split a batch across them (a single record runs on one); ort uses them inside its operators.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }

@@ -228,7 +228,7 @@ fn bad_input_matrix() {
     let model_bytes = std::fs::read(moons()).unwrap();
     let truncated = write("truncated.onnx", &model_bytes[..model_bytes.len() / 3]);
     let text_model = write("text.onnx", b"definitely not a model");
-    let mut proto = tract_onnx::pb::ModelProto::decode(model_bytes.as_slice()).unwrap();
+    let mut proto = vpfb_runtime::onnx_proto::ModelProto::decode(model_bytes.as_slice()).unwrap();
     proto
         .graph
         .as_mut()

@@ -47,7 +47,7 @@ pub enum Error {
     /// A caller's argument is out of range or inconsistent (the message says which and why).
     #[error("{0}")]
     InvalidArgument(String),
-    /// The backend (tract or ONNX Runtime) could not be set up or failed while running.
+    /// The backend (native, tract or ONNX Runtime) could not be set up or failed while running.
     #[error("{0}")]
     Backend(String),
     /// The flow produced non-finite values.

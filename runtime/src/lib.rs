@@ -1,7 +1,7 @@
 //! vpfb-runtime: loads a VPFB model file (ONNX: the potential ψ(x, t) with its explicit gradient
-//! ∇ₓψ, the flow's velocity) and runs it on CPUs and edge devices with tract (pure Rust) or ONNX
-//! Runtime (`ort` feature): anomaly scoring, sampling, interpolation, composition, inpainting and
-//! log-likelihood.
+//! ∇ₓψ, the flow's velocity) and runs it on CPUs and edge devices with its own evaluator (pure
+//! Rust, no graph library), tract (`tract` feature) or ONNX Runtime (`ort` feature): anomaly
+//! scoring, sampling, interpolation, composition, inpainting and log-likelihood.
 //!
 //! Most programs need only [`Model`]. Records go in and come out in raw units (the data's own
 //! units), row-major, `record_len` values each.
@@ -78,7 +78,7 @@
 //! ```
 //!
 //! Underneath: [`ModelFile`] (the validated file and its [`ModelMeta`], per the contract in
-//! [`contract`] and docs/model-file.md), [`Backend`] (tract or ONNX Runtime), and modules for
+//! [`contract`] and docs/model-file.md), [`Backend`] (native, tract or ONNX Runtime), and modules for
 //! each job. The trainer shares [`contract`] and verifies its exports by loading them here.
 
 // `!(v > 0.0)` is how this code rejects NaN together with the out-of-range values; the lint's
@@ -97,6 +97,7 @@ pub mod io;
 mod langevin;
 pub mod likelihood;
 pub mod mask;
+pub mod onnx_proto;
 mod model;
 pub mod model_file;
 pub mod ood;
@@ -107,7 +108,9 @@ pub mod solver;
 
 #[cfg(feature = "ort")]
 pub use backend::OrtModel;
-pub use backend::{open, Backend, BackendKind, Evaluation, LoadOptions, TractModel};
+#[cfg(feature = "tract")]
+pub use backend::TractModel;
+pub use backend::{open, Backend, BackendKind, Evaluation, LoadOptions, NativeModel};
 pub use composition::Composition;
 pub use contract::{ModelMeta, Normalization, OodCalibration, ScoreCalibration};
 pub use error::{ContractError, Error, Result};

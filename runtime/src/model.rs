@@ -17,11 +17,11 @@ use crate::{Error, ModelFile, ModelMeta, Result};
 /// `Model` is itself a [`Backend`], so the lower-level functions of the crate (statistics,
 /// the detector, solvers) accept it as it is.
 ///
-/// tract can panic on a malformed graph; loading and running catch that and return an error. To
-/// keep the panic's message off stderr, the first load wraps the process's panic hook (other
-/// panics still reach the previous hook). A program built with `panic = "abort"` cannot catch it:
-/// there a malformed graph aborts. tract's plans are built on the first evaluation of each run size,
-/// so a model's first call is slower than the next ones.
+/// A malformed graph that an evaluator does not check for can make it panic; loading and running
+/// catch that and return an error. To keep the panic's message off stderr, the first load wraps
+/// the process's panic hook (other panics still reach the previous hook). A program built with
+/// `panic = "abort"` cannot catch it: there a malformed graph aborts. Plans are built on the first
+/// evaluation of each run size, so a model's first call is slower than the next ones.
 pub struct Model {
     backend: Box<dyn Backend>,
 }
@@ -95,7 +95,7 @@ impl Default for LikelihoodOptions {
 }
 
 impl Model {
-    /// Loads a model file with tract, single-threaded.
+    /// Loads a model file with the default (native) evaluator, single-threaded.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         Self::load_with(path, &LoadOptions::default())
     }
@@ -240,7 +240,7 @@ impl Model {
         log_likelihood_raw(self, records, options.steps, trace)
     }
 
-    /// The backend behind this model (`tract` or `ort`).
+    /// The backend behind this model (`native`, `tract` or `ort`).
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
     }

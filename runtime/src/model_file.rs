@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use tract_onnx::pb::{self, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto};
+use crate::onnx_proto::{self as pb, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto};
 
 use crate::contract::{ModelMeta, INPUT_T, INPUT_X, OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY};
 use crate::{ContractError, Error};
@@ -123,6 +123,7 @@ impl ModelFile {
         self.proto.graph.as_ref().expect("checked on load")
     }
 
+    #[cfg(feature = "tract")]
     pub(crate) fn proto(&self) -> &pb::ModelProto {
         &self.proto
     }

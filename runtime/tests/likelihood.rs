@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use vpfb_runtime::likelihood::{log_likelihood_raw, Trace};
-use vpfb_runtime::TractModel;
+use vpfb_runtime::NativeModel;
 
 #[test]
 fn moons_density_integrates_to_one() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/moons.onnx");
-    let model = TractModel::load(&path).unwrap();
+    let model = NativeModel::load(&path).unwrap();
     // [-2.5, 3.5] × [-2, 2.5] in raw units holds the two moons (noise 0.1) with a wide margin.
     let (nx, ny, h) = (121, 91, 0.05);
     let grid: Vec<f64> = (0..ny)

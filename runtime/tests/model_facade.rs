@@ -20,7 +20,7 @@ const FAST: FlowOptions = FlowOptions {
 fn bytes_and_path_load_the_same_model_and_threads_do_not_change_results() {
     let bytes = std::fs::read(shipped_model("moons.onnx")).unwrap();
     let two = LoadOptions {
-        backend: BackendKind::Tract,
+        backend: BackendKind::Native,
         threads: 2,
     };
     let from_bytes = Model::from_bytes(&bytes, "embedded moons", &two).unwrap();

@@ -1,6 +1,8 @@
 //! vpfb's own evaluator agrees with tract on every shipped model and every output selection:
 //! the contract outputs, the Hessian-vector product and the in-graph detector score, over batch
-//! sizes that span several of its runs (the last one short) and with two threads.
+//! sizes that span several of its runs (the last one short) and with two threads. Needs the
+//! `tract` feature (on in workspace builds: the trainer enables it).
+#![cfg(feature = "tract")]
 
 use vpfb_runtime::{open, Backend, BackendKind, LoadOptions, ModelFile};
 

@@ -1,4 +1,4 @@
-//! tract and ONNX Runtime agree on the shipped models (psi, velocity and dpsi_dt within 1e-4
+//! The native evaluator and ONNX Runtime agree on the shipped models (psi, velocity and dpsi_dt within 1e-4
 //! relative) and produce the same samples through the whole sampler.
 //!
 //! Needs `--features ort` and `ORT_DYLIB_PATH` (the PyPI onnxruntime wheel's library); `.ci/run` runs
@@ -24,7 +24,7 @@ fn ort_available() -> bool {
 }
 
 /// The file opened with each backend, one thread each.
-fn tract_and_ort(file: ModelFile) -> (Box<dyn Backend>, Box<dyn Backend>) {
+fn native_and_ort(file: ModelFile) -> (Box<dyn Backend>, Box<dyn Backend>) {
     let with = |backend| {
         open(
             file.clone(),
@@ -35,7 +35,7 @@ fn tract_and_ort(file: ModelFile) -> (Box<dyn Backend>, Box<dyn Backend>) {
         )
         .unwrap()
     };
-    (with(BackendKind::Tract), with(BackendKind::Ort))
+    (with(BackendKind::Native), with(BackendKind::Ort))
 }
 
 fn rel(a: &[f32], b: &[f32]) -> f64 {
@@ -47,31 +47,31 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
 }
 
 #[test]
-fn tract_and_ort_agree_on_the_shipped_models() {
+fn native_and_ort_agree_on_the_shipped_models() {
     if !ort_available() {
         return;
     }
     for name in ["moons", "checkerboard"] {
         let path = vpfb_testkit::shipped_model(&format!("{name}.onnx"));
         let file = ModelFile::load(&path).unwrap();
-        let (tract, ort) = tract_and_ort(file);
+        let (native, ort) = native_and_ort(file);
         // 1 000 and 4 096 span several of the ort backend's 512-record runs, the first with a short last run.
         for n in [1usize, 7, 1000, 4096] {
             let x: Vec<f32> = (0..2 * n)
                 .map(|i| ((i as f32) * 0.618).sin() * 2.5)
                 .collect();
             let t: Vec<f32> = (0..n).map(|i| (i as f32 + 0.5) / n as f32).collect();
-            let a = tract.evaluate(&x, &t).unwrap();
+            let a = native.evaluate(&x, &t).unwrap();
             let b = ort.evaluate(&x, &t).unwrap();
             for (what, e) in [
                 ("psi", rel(&a.psi, &b.psi)),
                 ("velocity", rel(&a.velocity, &b.velocity)),
                 ("dpsi_dt", rel(&a.dpsi_dt, &b.dpsi_dt)),
             ] {
-                assert!(e <= 1e-4, "{name} batch {n}: {what} tract vs ort {e:.2e}");
+                assert!(e <= 1e-4, "{name} batch {n}: {what} native vs ort {e:.2e}");
             }
         }
-        let (sa, _) = sample(tract.as_ref(), 256, Solver::Rk4 { steps: 50 }, 3).unwrap();
+        let (sa, _) = sample(native.as_ref(), 256, Solver::Rk4 { steps: 50 }, 3).unwrap();
         let (sb, _) = sample(ort.as_ref(), 256, Solver::Rk4 { steps: 50 }, 3).unwrap();
         let diff = sa
             .iter()
@@ -82,7 +82,7 @@ fn tract_and_ort_agree_on_the_shipped_models() {
 }
 
 /// Format 2: the `hvp` output (with `probe` fed over its default) and the in-graph `anomaly_score`
-/// agree between tract and ONNX Runtime, and both agree with the runtime's own detector path.
+/// agree between the native evaluator and ONNX Runtime, and both agree with the runtime's own detector path.
 #[test]
 fn hvp_and_in_graph_detector_agree_across_backends() {
     if !ort_available() {
@@ -96,7 +96,7 @@ fn hvp_and_in_graph_detector_agree_across_backends() {
             .detector
             .clone()
             .expect("shipped models carry a detector");
-        let (tract, ort) = tract_and_ort(file);
+        let (native, ort) = native_and_ort(file);
         let n = 64;
         let x: Vec<f32> = (0..2 * n)
             .map(|i| ((i as f32) * 0.618).sin() * 2.5)
@@ -104,17 +104,17 @@ fn hvp_and_in_graph_detector_agree_across_backends() {
         let t: Vec<f32> = (0..n).map(|i| (i as f32 + 0.5) / n as f32).collect();
         let probe: Vec<f32> = (0..2 * n).map(|i| ((i as f32) * 1.7).cos()).collect();
         let (a, b) = (
-            tract.hvp(&x, &t, &probe).unwrap(),
+            native.hvp(&x, &t, &probe).unwrap(),
             ort.hvp(&x, &t, &probe).unwrap(),
         );
         // A second derivative in float32 cancels more than the first: 1e-3 (measured 2.3e-4).
         assert!(
             rel(&a, &b) <= 1e-3,
-            "{name}: hvp tract vs ort {:.2e}",
+            "{name}: hvp native vs ort {:.2e}",
             rel(&a, &b)
         );
         let own: Vec<f32> = det
-            .score(tract.as_ref(), &x)
+            .score(native.as_ref(), &x)
             .unwrap()
             .iter()
             .map(|&v| v as f32)
@@ -122,7 +122,7 @@ fn hvp_and_in_graph_detector_agree_across_backends() {
         // The statistics take logs of residual norms that can be small, which amplifies the backends'
         // float32 differences (velocity within 1e-4): scores agree to 1e-2 nats relative to 1 + |score|,
         // far below the spread that matters (the thresholds are 6–18 nats above the median).
-        for (backend, m) in [("tract", &tract), ("ort", &ort)] {
+        for (backend, m) in [("native", &native), ("ort", &ort)] {
             let graph = m.anomaly_score_output(&x).unwrap();
             let worst = graph
                 .iter()

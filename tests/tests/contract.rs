@@ -2,7 +2,7 @@
 
 use candle_core::DType;
 use prost::Message;
-use tract_onnx::pb::{tensor_shape_proto::dimension, type_proto, ModelProto};
+use vpfb_runtime::onnx_proto::{tensor_shape_proto::dimension, type_proto, ModelProto};
 use vpfb_runtime::{ContractError, Error, ModelFile};
 use vpfb_testkit::models::random_mlp;
 use vpfb_testkit::scratch;

@@ -21,7 +21,7 @@ fn export_verification_passes_and_catches_a_wrong_weight() {
         .map(|(n, t)| (n.clone(), t.clone()))
         .unwrap();
     params.insert(name.clone(), first.affine(1.0, 0.05).unwrap());
-    let err = verify_parity(&pg, &params, &model, &[7], 1e-4)
+    let err = verify_parity(&pg, &params, &[&model], &[7], 1e-4)
         .expect_err("a shifted parameter must break parity");
     eprintln!("shifted {name}: {err}");
 }

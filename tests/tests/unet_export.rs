@@ -1,8 +1,8 @@
-//! UNet exports: tract against Candle on the CPU preset (Fashion-MNIST size) and the paper preset
+//! UNet exports: the native evaluator and tract against Candle on the CPU preset (Fashion-MNIST size) and the paper preset
 //! (128 channels, 3 levels, attention at 16×16 on 32×32 RGB), at batch 1 and 2.
 
 use candle_core::DType;
-use vpfb_runtime::{Backend, TractModel};
+use vpfb_runtime::{Backend, NativeModel, TractModel};
 use vpfb_testkit::models::random_unet;
 use vpfb_testkit::scratch;
 use vpfb_trainer::export::{model_proto, param_tensors, tensor_values, verify_parity};
@@ -19,10 +19,12 @@ fn check(cfg: UnetConfig, name: &str) {
     std::fs::write(&path, prost::Message::encode_to_vec(&proto)).expect("write model");
     let count: usize = values.values().map(|v| v.data.len()).sum();
     eprintln!("{name}: {count} parameters");
-    let model = TractModel::load(&path).expect("exported file loads");
-    assert_eq!(model.file().meta, meta);
+    let tract = TractModel::load(&path).expect("exported file loads in tract");
+    let native = NativeModel::load(&path).expect("exported file loads in the native evaluator");
+    assert_eq!(tract.file().meta, meta);
     // verify_parity fails past the bound; the report is for the log.
-    let report = verify_parity(&pg, &params, &model, &[1, 2], 1e-4).expect("parity within 1e-4");
+    let report = verify_parity(&pg, &params, &[&native, &tract], &[1, 2], 1e-4)
+        .expect("parity within 1e-4");
     eprintln!("{name}: parity {report:?}");
 }
 

@@ -10,7 +10,7 @@ use candle_core::Tensor;
 use prost::Message;
 use vpfb_runtime::ood::statistics::compute_with_progress;
 use vpfb_runtime::ood::{Detector, FitOptions};
-use vpfb_runtime::{ModelFile, ModelMeta, TractModel};
+use vpfb_runtime::{ModelFile, ModelMeta, NativeModel};
 
 use crate::export::{model_proto, tensor_values, ExportError};
 use crate::graph::onnx::ElemType;
@@ -29,7 +29,7 @@ pub fn fit_detector(
 ) -> Result<Detector, ExportError> {
     let proto = model_proto(pg, &tensor_values(params)?, meta, ElemType::F32)?;
     let file = ModelFile::from_bytes(&proto.encode_to_vec(), PathBuf::from("<export>"))?;
-    let model = TractModel::new(file)?;
+    let model = NativeModel::new(file)?;
     let d = meta.record_len();
     let val = &val[..val.len().min(max_records.saturating_mul(d))];
     let table = compute_with_progress(&model, val, &opts.times, &opts.anchor, progress)

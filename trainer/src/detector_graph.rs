@@ -9,7 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tract_onnx::pb::{tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto};
+use vpfb_runtime::onnx_proto::{
+    tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
+};
 use vpfb_runtime::contract::{
     INPUT_T, INPUT_X, OUTPUT_ANOMALY_SCORE, OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY,
 };
@@ -38,7 +40,7 @@ impl Emit<'_> {
         &mut self,
         op: &str,
         inputs: &[&str],
-        attrs: Vec<tract_onnx::pb::AttributeProto>,
+        attrs: Vec<AttributeProto>,
     ) -> String {
         let out = self.fresh();
         self.g.node.push(NodeProto {

@@ -13,7 +13,7 @@ use thiserror::Error;
 use vpfb_runtime::contract::{
     INPUT_PROBE, OUTPUT_DPSI_DT, OUTPUT_HVP, OUTPUT_PSI, OUTPUT_VELOCITY,
 };
-use vpfb_runtime::{Backend, Error as RuntimeError, ModelFile, ModelMeta, TractModel};
+use vpfb_runtime::{Backend, Error as RuntimeError, ModelFile, ModelMeta, NativeModel, TractModel};
 
 use crate::detector_graph::add_anomaly_score;
 use crate::graph::candle_eval::{self, Bindings};
@@ -92,7 +92,7 @@ pub fn model_proto(
     params: &HashMap<String, ParamValue>,
     meta: &ModelMeta,
     elem: ElemType,
-) -> Result<tract_onnx::pb::ModelProto, GraphError> {
+) -> Result<vpfb_runtime::onnx_proto::ModelProto, GraphError> {
     let mut full = pg.clone();
     let h = add_hvp(&mut full)?;
     let mut probe_dims = vec![1];
@@ -158,9 +158,14 @@ pub fn export_with(
     let bytes = model_proto(pg, &tensor_values(params)?, meta, ElemType::F32)?.encode_to_vec();
     // Verified from the encoded bytes before anything is written, so a failed export never touches
     // `path` (which may be the very file being upgraded).
-    let model = TractModel::new(ModelFile::from_bytes(&bytes, path.to_path_buf())?)?;
-    let report = verify_parity(pg, params, &model, &parity_batches(pg), 1e-4)?;
-    verify_anomaly_score(&model, 1e-3)?;
+    // Checked with both pure-Rust evaluators: the runtime's native one (what `vpfb` runs by
+    // default) and tract (an independent reading of the same file).
+    let file = ModelFile::from_bytes(&bytes, path.to_path_buf())?;
+    let native = NativeModel::new(file.clone())?;
+    let tract = TractModel::new(file)?;
+    let report = verify_parity(pg, params, &[&native, &tract], &parity_batches(pg), 1e-4)?;
+    verify_anomaly_score(&native, 1e-3)?;
+    verify_anomaly_score(&tract, 1e-3)?;
     write_atomic(path, &bytes)?;
     Ok(report)
 }
@@ -177,7 +182,7 @@ pub fn parity_batches(pg: &PotentialGraph) -> Vec<usize> {
 
 /// Checks a file's in-graph `anomaly_score` against the runtime's own detector path on a few random
 /// records (x ~ N(0, I)); files without a detector pass.
-pub fn verify_anomaly_score(model: &TractModel, tol: f64) -> Result<(), ExportError> {
+pub fn verify_anomaly_score(model: &dyn Backend, tol: f64) -> Result<(), ExportError> {
     let Some(det) = &model.file().meta.detector else {
         return Ok(());
     };
@@ -214,12 +219,13 @@ pub struct ParityReport {
     pub dpsi_dt: f64,
 }
 
-/// Compares tract's evaluation of `model` with Candle's evaluation of `pg` on random inputs
-/// (x ~ N(0, 1.5²I), t ~ U[0, 1]); fails if any output differs by more than `tol` (max-norm relative).
+/// Compares each backend's evaluation of its model file with Candle's evaluation of `pg` on
+/// random inputs (x ~ N(0, 1.5²I), t ~ U[0, 1]); fails if any output differs by more than `tol`
+/// (max-norm relative). The report holds the largest differences over all backends.
 pub fn verify_parity(
     pg: &PotentialGraph,
     params: &HashMap<String, Tensor>,
-    model: &TractModel,
+    models: &[&dyn Backend],
     batches: &[usize],
     tol: f64,
 ) -> Result<ParityReport, ExportError> {
@@ -231,7 +237,10 @@ pub fn verify_parity(
             .map(|_| 1.5 * rng.sample::<f32, _>(StandardNormal))
             .collect();
         let t: Vec<f32> = (0..n).map(|_| rng.gen::<f32>()).collect();
-        let ours = model.evaluate(&x, &t)?;
+        let ours = models
+            .iter()
+            .map(|m| m.evaluate(&x, &t))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut x_dims = vec![n];
         x_dims.extend(&pg.data_shape);
         let inputs = HashMap::from([
@@ -255,24 +264,22 @@ pub fn verify_parity(
         let flat = |t: &Tensor| -> Result<Vec<f64>, candle_core::Error> {
             t.to_dtype(DType::F64)?.flatten_all()?.to_vec1()
         };
-        for (name, got, want, slot) in [
-            (OUTPUT_PSI, &ours.psi, &refs[0], &mut report.psi),
-            (
-                OUTPUT_VELOCITY,
-                &ours.velocity,
-                &refs[1],
-                &mut report.velocity,
-            ),
-            (OUTPUT_DPSI_DT, &ours.dpsi_dt, &refs[2], &mut report.dpsi_dt),
-        ] {
-            let rel = max_rel_err(&as64(got), &flat(want)?, 1e-6);
-            *slot = slot.max(rel);
-            if !(rel <= tol) {
-                return Err(ExportError::Parity {
-                    output: name,
-                    batch: n,
-                    rel,
-                });
+        let want = [flat(&refs[0])?, flat(&refs[1])?, flat(&refs[2])?];
+        for ours in &ours {
+            for (name, got, want, slot) in [
+                (OUTPUT_PSI, &ours.psi, &want[0], &mut report.psi),
+                (OUTPUT_VELOCITY, &ours.velocity, &want[1], &mut report.velocity),
+                (OUTPUT_DPSI_DT, &ours.dpsi_dt, &want[2], &mut report.dpsi_dt),
+            ] {
+                let rel = max_rel_err(&as64(got), want, 1e-6);
+                *slot = slot.max(rel);
+                if !(rel <= tol) {
+                    return Err(ExportError::Parity {
+                        output: name,
+                        batch: n,
+                        rel,
+                    });
+                }
             }
         }
     }

@@ -75,8 +75,9 @@ fn hessian_vector_product_matches_finite_differences_in_candle_and_tract() {
         producer_version: "test".into(),
     })
     .unwrap();
+    let bytes = prost::Message::encode_to_vec(&proto);
     let plan = tract_onnx::onnx()
-        .model_for_proto_model(&proto)
+        .model_for_read(&mut bytes.as_slice())
         .unwrap()
         .with_input_fact(0, f64::fact([N, D]).into())
         .unwrap()

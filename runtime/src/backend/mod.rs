@@ -1,16 +1,19 @@
-//! The evaluation backends behind one trait: tract (pure Rust, default) and ONNX Runtime (`ort`
-//! feature, library loaded at run time from `ORT_DYLIB_PATH`). Both read the same validated
-//! [`ModelFile`] and must agree within float tolerance.
+//! The evaluation backends behind one trait: vpfb's own evaluator (pure Rust, the default),
+//! tract (`tract` feature) and ONNX Runtime (`ort` feature, library loaded at run time from
+//! `ORT_DYLIB_PATH`). All read the same validated [`ModelFile`] and must agree within float
+//! tolerance.
 //!
 //! A backend only runs one of the file's three output selections ([`Outputs`]) on a non-empty,
 //! size-checked batch; the checks, the empty-batch answers and the missing-output errors live in
 //! the trait's provided methods, once for both backends.
 
 mod native;
+#[cfg(feature = "tract")]
 mod natural_constants;
 #[cfg(feature = "ort")]
 mod ort;
 mod panic_guard;
+#[cfg(feature = "tract")]
 mod tract;
 
 use std::fmt;
@@ -25,6 +28,7 @@ use crate::{Error, ModelFile, Result};
 #[cfg(feature = "ort")]
 pub use self::ort::OrtModel;
 pub use self::native::NativeModel;
+#[cfg(feature = "tract")]
 pub use self::tract::TractModel;
 
 /// The three contract outputs for a batch, flattened row-major.
@@ -76,7 +80,7 @@ pub(crate) fn is_x_like(name: &str) -> bool {
 /// Something that evaluates a model file's outputs. Implementors provide [`Backend::run`]; the
 /// other methods check their arguments and call it.
 pub trait Backend: Send + Sync {
-    /// `tract` or `ort`.
+    /// `native`, `tract` or `ort`.
     fn name(&self) -> &'static str;
 
     /// The validated file this backend runs.
@@ -219,13 +223,14 @@ fn check_batch(file: &ModelFile, name: &str, x: &[f32], t: &[f32]) -> Result<usi
 /// Which backend evaluates a model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BackendKind {
-    /// tract: pure Rust, no native library; the default and what the Raspberry Pi build uses.
+    /// vpfb's own evaluator for the operators our exporter writes: pure Rust, no graph library;
+    /// the default and what the Raspberry Pi build uses.
     #[default]
+    Native,
+    /// tract, a general pure-Rust ONNX engine (needs the crate's `tract` feature).
     Tract,
     /// ONNX Runtime, loaded from `ORT_DYLIB_PATH` (needs the crate's `ort` feature).
     Ort,
-    /// vpfb's own evaluator for the operators our exporter writes: pure Rust, no graph library.
-    Native,
 }
 
 impl FromStr for BackendKind {
@@ -236,7 +241,7 @@ impl FromStr for BackendKind {
             "ort" => Ok(Self::Ort),
             "native" => Ok(Self::Native),
             other => Err(Error::InvalidArgument(format!(
-                "unknown backend `{other}` (expected tract, native or ort)"
+                "unknown backend `{other}` (expected native, tract or ort)"
             ))),
         }
     }
@@ -255,17 +260,24 @@ impl fmt::Display for BackendKind {
 /// How a model is opened: the backend and its threads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// tract (default) or ONNX Runtime.
+    /// The native evaluator (default), tract or ONNX Runtime.
     pub backend: BackendKind,
-    /// Threads for this model (0 = the backend's default: 1 for tract, all cores for ort). tract
-    /// splits a batch across them; ONNX Runtime uses them inside its operators.
+    /// Threads for this model (0 = the backend's default: 1 for native and tract, all cores for
+    /// ort). native and tract split a batch across them; ONNX Runtime uses them inside its
+    /// operators.
     pub threads: usize,
 }
 
 /// Opens `file` with the chosen backend and thread count.
 pub fn open(file: ModelFile, options: &LoadOptions) -> Result<Box<dyn Backend>> {
     match options.backend {
+        #[cfg(feature = "tract")]
         BackendKind::Tract => Ok(Box::new(TractModel::with_threads(file, options.threads)?)),
+        #[cfg(not(feature = "tract"))]
+        BackendKind::Tract => Err(Error::Backend(
+            "this build of vpfb-runtime has no tract backend (it is the `tract` cargo feature)"
+                .into(),
+        )),
         BackendKind::Native => Ok(Box::new(NativeModel::with_threads(file, options.threads)?)),
         #[cfg(feature = "ort")]
         BackendKind::Ort => Ok(Box::new(OrtModel::new(file, options.threads)?)),

@@ -24,6 +24,15 @@ fn tract_err(e: impl std::fmt::Display) -> Error {
     Error::Backend(format!("tract: {e:#}"))
 }
 
+/// The model as tract's own protobuf type (the same ONNX messages, re-read from their bytes).
+fn for_tract(file: &ModelFile, proto: &crate::onnx_proto::ModelProto) -> Result<tract_onnx::pb::ModelProto> {
+    use prost::Message;
+    tract_onnx::pb::ModelProto::decode(proto.encode_to_vec().as_slice()).map_err(|e| Error::NotOnnx {
+        path: file.path.clone(),
+        reason: format!("tract cannot decode it: {e}"),
+    })
+}
+
 /// One tract graph with named inputs (each shaped like x or like t) and selected outputs.
 struct Program {
     /// The model file, named in the error a panicking graph becomes.
@@ -185,7 +194,7 @@ impl TractModel {
 
     /// Prepares a validated model file evaluated on `threads` threads (0 or 1: one).
     pub fn with_threads(file: ModelFile, threads: usize) -> Result<Self> {
-        let contract = Program::new(&file, file.proto(), Outputs::Contract)?;
+        let contract = Program::new(&file, &for_tract(&file, file.proto())?, Outputs::Contract)?;
         let pool = if threads > 1 {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -251,9 +260,10 @@ impl TractModel {
                 if let Some(graph) = proto.graph.as_mut() {
                     graph.initializer.retain(|i| i.name != INPUT_PROBE);
                 }
-                Program::new(&self.file, &proto, outputs)
+                for_tract(&self.file, &proto).and_then(|p| Program::new(&self.file, &p, outputs))
             } else {
-                Program::new(&self.file, self.file.proto(), outputs)
+                for_tract(&self.file, self.file.proto())
+                    .and_then(|p| Program::new(&self.file, &p, outputs))
             };
             built.map_err(|e| e.to_string())
         })

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tract_onnx::pb::{self, tensor_proto::DataType};
+use crate::onnx_proto::{self as pb, tensor_proto::DataType};
 
 use super::NativeError;
 
