@@ -175,7 +175,7 @@ fn zip(walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f3
     let n = walk.inner;
     let [so, sa, sb] = walk.inner_strides;
     debug_assert!(so == 1 || n == 1);
-    walk.rows(|[o, ia, ib]| {
+    for [o, ia, ib] in walk.rows() {
         let o = &mut out[o as usize..o as usize + n];
         match (sa, sb) {
             (1, 1) => {
@@ -203,7 +203,7 @@ fn zip(walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f3
                 }
             }
         }
-    });
+    }
 }
 
 #[cfg(test)]

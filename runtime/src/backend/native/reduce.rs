@@ -17,36 +17,57 @@ pub(super) fn reduce(op: Reduce, dims: (usize, usize, usize), a: &[f32], out: &m
 }
 
 #[inline(always)]
-fn reduce_loops(op: Reduce, (outer, r, inner): (usize, usize, usize), a: &[f32], out: &mut [f32]) {
-    let combine = |acc: f32, x: f32| match op {
-        Reduce::Sum | Reduce::Mean => acc + x,
-        Reduce::Max => {
-            if acc.is_nan() || acc > x {
-                acc
-            } else {
-                x
+fn max(acc: f32, x: f32) -> f32 {
+    if acc.is_nan() || acc > x {
+        acc
+    } else {
+        x
+    }
+}
+
+/// Sum or maximum of a contiguous run, in 16 independent lanes so that it vectorises (a single
+/// running sum is one long dependency chain).
+#[inline(always)]
+fn fold_run(op: Reduce, v: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let chunks = v.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    if op == Reduce::Max {
+        let mut acc = [f32::NEG_INFINITY; LANES];
+        for c in chunks {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a = max(*a, x);
             }
         }
-    };
-    let init = match op {
-        Reduce::Max => f32::NEG_INFINITY,
-        _ => 0.0,
-    };
+        let lanes = acc.iter().fold(f32::NEG_INFINITY, |m, &x| max(m, x));
+        tail.iter().fold(lanes, |m, &x| max(m, x))
+    } else {
+        let mut acc = [0f32; LANES];
+        for c in chunks {
+            for (a, &x) in acc.iter_mut().zip(c) {
+                *a += x;
+            }
+        }
+        acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+    }
+}
+
+#[inline(always)]
+fn reduce_loops(op: Reduce, (outer, r, inner): (usize, usize, usize), a: &[f32], out: &mut [f32]) {
     for o in 0..outer {
         let block = &a[o * r * inner..][..r * inner];
         let dst = &mut out[o * inner..][..inner];
         if inner == 1 {
-            dst[0] = match op {
-                Reduce::Max => block.iter().fold(init, |acc, &x| combine(acc, x)),
-                _ => block.iter().sum(),
-            };
-        } else {
-            dst.fill(init);
+            dst[0] = fold_run(op, block);
+        } else if op == Reduce::Max {
+            dst.fill(f32::NEG_INFINITY);
             for row in block.chunks_exact(inner) {
-                match op {
-                    Reduce::Max => dst.iter_mut().zip(row).for_each(|(d, &x)| *d = combine(*d, x)),
-                    _ => dst.iter_mut().zip(row).for_each(|(d, &x)| *d += x),
-                }
+                dst.iter_mut().zip(row).for_each(|(d, &x)| *d = max(*d, x));
+            }
+        } else {
+            dst.fill(0.0);
+            for row in block.chunks_exact(inner) {
+                dst.iter_mut().zip(row).for_each(|(d, &x)| *d += x);
             }
         }
         if op == Reduce::Mean && r > 0 {
@@ -74,5 +95,15 @@ mod tests {
         let mut one = [0.0; 2];
         reduce(Reduce::Max, (2, 6, 1), &a, &mut one);
         assert_eq!(one, [5., 11.]);
+        // Runs longer than the 16 lanes, with a remainder.
+        let long: Vec<f32> = (0..2 * 37).map(|i| (i % 37) as f32).collect();
+        reduce(Reduce::Sum, (2, 37, 1), &long, &mut one);
+        assert_eq!(one, [666., 666.]);
+        reduce(Reduce::Max, (2, 37, 1), &long, &mut one);
+        assert_eq!(one, [36., 36.]);
+        let mut nan = long.clone();
+        nan[40] = f32::NAN;
+        reduce(Reduce::Max, (2, 37, 1), &nan, &mut one);
+        assert!(one[1].is_nan() && one[0] == 36.);
     }
 }

@@ -52,37 +52,59 @@ impl<const K: usize> Walk<K> {
         self.inner * self.outer.iter().map(|a| a.0).product::<usize>()
     }
 
-    /// Calls `row` with each operand's offset at the start of every innermost row, in order.
-    #[inline(always)]
-    pub fn rows(&self, mut row: impl FnMut([isize; K])) {
-        if self.inner == 0 || self.outer.iter().any(|a| a.0 == 0) {
-            return;
+    /// Each operand's offset at the start of every innermost row, in order. An iterator rather
+    /// than a callback: a loop over it inlines into the callers compiled for wider vectors
+    /// (closures do not inherit a function's target features).
+    pub fn rows(&self) -> Rows<'_, K> {
+        let empty = self.inner == 0 || self.outer.iter().any(|a| a.0 == 0);
+        Rows {
+            walk: self,
+            index: vec![0; self.outer.len()],
+            at: self.base,
+            done: empty,
         }
-        let mut index = vec![0usize; self.outer.len()];
-        let mut at = self.base;
+    }
+}
+
+/// The row starts of a [`Walk`].
+pub(super) struct Rows<'a, const K: usize> {
+    walk: &'a Walk<K>,
+    index: Vec<usize>,
+    at: [isize; K],
+    done: bool,
+}
+
+impl<const K: usize> Iterator for Rows<'_, K> {
+    type Item = [isize; K];
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<[isize; K]> {
+        if self.done {
+            return None;
+        }
+        let row = self.at;
+        // Odometer: advance the innermost outer axis, carrying outwards.
+        let mut axis = self.walk.outer.len();
         loop {
-            row(at);
-            // Odometer: advance the innermost outer axis, carrying outwards.
-            let mut axis = self.outer.len();
-            loop {
-                if axis == 0 {
-                    return;
-                }
-                axis -= 1;
-                let (extent, step) = self.outer[axis];
-                index[axis] += 1;
-                for k in 0..K {
-                    at[k] += step[k];
-                }
-                if index[axis] < extent {
-                    break;
-                }
-                index[axis] = 0;
-                for k in 0..K {
-                    at[k] -= step[k] * extent as isize;
-                }
+            if axis == 0 {
+                self.done = true;
+                break;
+            }
+            axis -= 1;
+            let (extent, step) = self.walk.outer[axis];
+            self.index[axis] += 1;
+            for k in 0..K {
+                self.at[k] += step[k];
+            }
+            if self.index[axis] < extent {
+                break;
+            }
+            self.index[axis] = 0;
+            for k in 0..K {
+                self.at[k] -= step[k] * extent as isize;
             }
         }
+        Some(row)
     }
 }
 
@@ -142,8 +164,8 @@ pub(super) fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 pub(super) fn copy(walk: &Walk<2>, src: &[f32], dst: &mut [f32]) {
     let n = walk.inner;
     let [sd, ss] = walk.inner_strides;
-    walk.rows(|[d, s]| {
-        let (d, s) = (d as usize, s);
+    for [d, s] in walk.rows() {
+        let d = d as usize;
         if sd == 1 && ss == 1 {
             let s = s as usize;
             dst[d..d + n].copy_from_slice(&src[s..s + n]);
@@ -154,7 +176,7 @@ pub(super) fn copy(walk: &Walk<2>, src: &[f32], dst: &mut [f32]) {
                 dst[(d as isize + i as isize * sd) as usize] = src[(s + i as isize * ss) as usize];
             }
         }
-    });
+    }
 }
 
 #[cfg(test)]
