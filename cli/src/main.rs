@@ -49,6 +49,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`vpfb info m.onnx | head`) ends the process quietly, as for other Unix
+    // tools, instead of a panic on the next write to stdout.
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let result = match Cli::parse().command {
         Command::Info(a) => info::run(a),
         Command::Sample(a) => sample::run(a),

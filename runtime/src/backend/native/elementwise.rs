@@ -66,42 +66,59 @@ impl Binary {
     }
 }
 
-/// e^x to about 2 ulp, written so that loops over it vectorise: Cody–Waite range reduction to
-/// r ∈ [−ln2/2, ln2/2], a degree-6 polynomial, and the power of two built in exponent bits.
-/// Saturates to 0 below −87.3 and to +∞ above 88.72 (past f32::MAX); NaN stays NaN.
+/// `a·b + c`, fused where the code is compiled for FMA (`FMA`), else two operations (a fused
+/// multiply-add without the instruction is a slow library call).
 #[inline(always)]
-pub(super) fn exp(x: f32) -> f32 {
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// e^x for x clamped to [−87.3, 88.72], written so that loops over it vectorise: Cody–Waite range
+/// reduction to r ∈ [−ln2/2, ln2/2], a degree-6 polynomial, and the power of two built in
+/// exponent bits. NaN stays NaN.
+#[inline(always)]
+fn exp_clamped<const FMA: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     // 1.5 · 2²³: adding it rounds to an integer held in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     let xc = x.clamp(-87.3, 88.72);
-    let kf = xc * LOG2E + ROUND;
+    let kf = madd::<FMA>(xc, LOG2E, ROUND);
     let k = kf.to_bits() as i32 - ROUND.to_bits() as i32;
     let kf = kf - ROUND;
-    let r = xc - kf * LN2_HI - kf * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (0.166_666_67
-                    + r * (0.041_666_668 + r * (0.008_333_452 + r * 0.001_388_531)))));
+    let r = madd::<FMA>(-kf, LN2_LO, madd::<FMA>(-kf, LN2_HI, xc));
+    let mut p = 0.001_388_531;
+    for c in [0.008_333_452, 0.041_666_668, 0.166_666_67, 0.5, 1.0, 1.0] {
+        p = madd::<FMA>(p, r, c);
+    }
     // 2^k in two factors, each a normal float over the whole clamped range (k ∈ [−126, 128]).
     let k1 = k >> 1;
-    let scaled =
-        p * f32::from_bits(((k1 + 127) as u32) << 23) * f32::from_bits(((k - k1 + 127) as u32) << 23);
+    p * f32::from_bits(((k1 + 127) as u32) << 23) * f32::from_bits(((k - k1 + 127) as u32) << 23)
+}
+
+/// e^x to about 2 ulp; 0 below −87.3 and +∞ above 88.72 (past f32::MAX); NaN stays NaN.
+#[inline(always)]
+pub(super) fn exp<const FMA: bool>(x: f32) -> f32 {
+    let y = exp_clamped::<FMA>(x);
     if x > 88.72 {
         f32::INFINITY
     } else if x < -87.3 {
         0.0
     } else {
-        scaled
+        y
     }
 }
 
+/// 1 / (1 + e^−x). Past the clamp the result is already 0 or 1 to float precision, so the
+/// clamped exponential serves without the saturation branches.
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
+fn sigmoid<const FMA: bool>(x: f32) -> f32 {
+    1.0 / (1.0 + exp_clamped::<FMA>(-x))
 }
 
 /// Runs `$body` compiled for AVX2 + FMA when the CPU has them (x86-64 builds target SSE2 only),
@@ -124,11 +141,25 @@ pub(super) use widest;
 
 /// `out[i] = op(a[i])`.
 pub(super) fn unary(op: Unary, a: &[f32], out: &mut [f32]) {
-    widest!(unary_wide(op: Unary, a: &[f32], out: &mut [f32]) { unary_loops(op, a, out) })
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn fused(op: Unary, a: &[f32], out: &mut [f32]) {
+            unary_loops::<true>(op, a, out)
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features the function was compiled for.
+            return unsafe { fused(op, a, out) };
+        }
+        unary_loops::<false>(op, a, out)
+    }
+    // aarch64 always has fused multiply-add.
+    #[cfg(not(target_arch = "x86_64"))]
+    unary_loops::<{ cfg!(target_arch = "aarch64") }>(op, a, out)
 }
 
 #[inline(always)]
-fn unary_loops(op: Unary, a: &[f32], out: &mut [f32]) {
+fn unary_loops<const FMA: bool>(op: Unary, a: &[f32], out: &mut [f32]) {
     #[inline(always)]
     fn map(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
         for (o, &x) in out.iter_mut().zip(a) {
@@ -137,9 +168,9 @@ fn unary_loops(op: Unary, a: &[f32], out: &mut [f32]) {
     }
     match op {
         Unary::Neg => map(a, out, |x| -x),
-        Unary::Exp => map(a, out, exp),
+        Unary::Exp => map(a, out, exp::<FMA>),
         Unary::Log => map(a, out, f32::ln),
-        Unary::Sigmoid => map(a, out, sigmoid),
+        Unary::Sigmoid => map(a, out, sigmoid::<FMA>),
         Unary::Tanh => map(a, out, f32::tanh),
         Unary::Softplus => map(a, out, |x| if x > 20.0 { x } else { x.exp().ln_1p() }),
         Unary::Sin => map(a, out, f32::sin),
@@ -210,18 +241,29 @@ fn zip(walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f3
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_polynomial_exponential_matches_libm() {
+    fn check_exp<const FMA: bool>() {
         let mut worst = 0f32;
         for i in -8700..=8870 {
             let x = i as f32 * 0.01 + 0.003;
-            let (got, want) = (exp(x), x.exp());
+            let (got, want) = (exp::<FMA>(x), x.exp());
             worst = worst.max(((got - want) / want).abs());
         }
-        assert!(worst < 3e-7, "worst relative error {worst}");
-        assert_eq!(exp(-100.0), 0.0);
-        assert_eq!(exp(100.0), f32::INFINITY);
-        assert!(exp(f32::NAN).is_nan());
-        assert_eq!(exp(0.0), 1.0);
+        assert!(worst < 3e-7, "fma {FMA}: worst relative error {worst}");
+        assert_eq!(exp::<FMA>(-100.0), 0.0);
+        assert_eq!(exp::<FMA>(100.0), f32::INFINITY);
+        assert!(exp::<FMA>(f32::NAN).is_nan());
+        assert_eq!(exp::<FMA>(0.0), 1.0);
+        for x in [-200.0f32, -30.0, -1.0, 0.0, 0.5, 30.0, 200.0] {
+            let want = 1.0 / (1.0 + (-x).exp());
+            assert!((sigmoid::<FMA>(x) - want).abs() <= 1e-7, "sigmoid({x})");
+        }
+        assert!(sigmoid::<FMA>(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn the_polynomial_exponential_matches_libm() {
+        check_exp::<false>();
+        // Software fused multiply-add where the CPU has none: slow but the same values.
+        check_exp::<true>();
     }
 }
