@@ -11,8 +11,10 @@ pub struct InfoArgs {
 }
 
 pub fn run(a: InfoArgs) -> Result<()> {
-    let model =
-        super::model_arg::load(Some(&a.model), &super::model_arg::RunOpts::with("native", 0))?;
+    let model = super::model_arg::load(
+        Some(&a.model),
+        &super::model_arg::RunOpts::with("native", 0),
+    )?;
     let file = model.file();
     // Evaluate once, so `info` also proves the file runs here.
     model

@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::onnx_proto::{
+    self as pb, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto,
+};
 use prost::Message;
-use crate::onnx_proto::{self as pb, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto};
 
 use crate::contract::{ModelMeta, INPUT_T, INPUT_X, OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY};
 use crate::{ContractError, Error};

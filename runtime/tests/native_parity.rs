@@ -42,13 +42,19 @@ fn native_and_tract_agree_on_the_shipped_models() {
             let native = opened(&file, BackendKind::Native, threads);
             for &n in sizes {
                 let (x, t, probe) = batch(n, d);
-                let (a, b) = (native.evaluate(&x, &t).unwrap(), tract.evaluate(&x, &t).unwrap());
+                let (a, b) = (
+                    native.evaluate(&x, &t).unwrap(),
+                    tract.evaluate(&x, &t).unwrap(),
+                );
                 for (what, e) in [
                     ("psi", rel(&a.psi, &b.psi)),
                     ("velocity", rel(&a.velocity, &b.velocity)),
                     ("dpsi_dt", rel(&a.dpsi_dt, &b.dpsi_dt)),
                 ] {
-                    assert!(e <= 1e-4, "{name}, {n} records, {threads} threads: {what} {e:.2e}");
+                    assert!(
+                        e <= 1e-4,
+                        "{name}, {n} records, {threads} threads: {what} {e:.2e}"
+                    );
                 }
                 let e = rel(
                     &native.hvp(&x, &t, &probe).unwrap(),
@@ -68,7 +74,10 @@ fn native_and_tract_agree_on_the_shipped_models() {
                 // Logs of small residual norms amplify float32 differences (as between tract and
                 // ONNX Runtime, tests/ort_parity.rs): 1e-2 nats relative to 1 + |score|.
                 eprintln!("{name}, {n} records: anomaly_score {worst:.2e}");
-                assert!(worst <= 1e-2, "{name}, {n} records: anomaly_score {worst:.2e}");
+                assert!(
+                    worst <= 1e-2,
+                    "{name}, {n} records: anomaly_score {worst:.2e}"
+                );
             }
         }
     }

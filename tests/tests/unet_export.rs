@@ -23,8 +23,8 @@ fn check(cfg: UnetConfig, name: &str) {
     let native = NativeModel::load(&path).expect("exported file loads in the native evaluator");
     assert_eq!(tract.file().meta, meta);
     // verify_parity fails past the bound; the report is for the log.
-    let report = verify_parity(&pg, &params, &[&native, &tract], &[1, 2], 1e-4)
-        .expect("parity within 1e-4");
+    let report =
+        verify_parity(&pg, &params, &[&native, &tract], &[1, 2], 1e-4).expect("parity within 1e-4");
     eprintln!("{name}: parity {report:?}");
 }
 

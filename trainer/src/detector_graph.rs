@@ -9,11 +9,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use vpfb_runtime::onnx_proto::{
-    tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
-};
 use vpfb_runtime::contract::{
     INPUT_T, INPUT_X, OUTPUT_ANOMALY_SCORE, OUTPUT_DPSI_DT, OUTPUT_PSI, OUTPUT_VELOCITY,
+};
+use vpfb_runtime::onnx_proto::{
+    tensor_proto::DataType, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto,
 };
 use vpfb_runtime::ood::density::{Density, Gaussian};
 use vpfb_runtime::ood::statistics::{Kind, StatId};
@@ -36,12 +36,7 @@ impl Emit<'_> {
         format!("{PREFIX}v{}", self.count)
     }
 
-    fn op(
-        &mut self,
-        op: &str,
-        inputs: &[&str],
-        attrs: Vec<AttributeProto>,
-    ) -> String {
+    fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
         let out = self.fresh();
         self.g.node.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),

@@ -268,7 +268,12 @@ pub fn verify_parity(
         for ours in &ours {
             for (name, got, want, slot) in [
                 (OUTPUT_PSI, &ours.psi, &want[0], &mut report.psi),
-                (OUTPUT_VELOCITY, &ours.velocity, &want[1], &mut report.velocity),
+                (
+                    OUTPUT_VELOCITY,
+                    &ours.velocity,
+                    &want[1],
+                    &mut report.velocity,
+                ),
                 (OUTPUT_DPSI_DT, &ours.dpsi_dt, &want[2], &mut report.dpsi_dt),
             ] {
                 let rel = max_rel_err(&as64(got), want, 1e-6);

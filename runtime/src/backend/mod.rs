@@ -25,9 +25,9 @@ use crate::contract::{
 };
 use crate::{Error, ModelFile, Result};
 
+pub use self::native::NativeModel;
 #[cfg(feature = "ort")]
 pub use self::ort::OrtModel;
-pub use self::native::NativeModel;
 #[cfg(feature = "tract")]
 pub use self::tract::TractModel;
 

@@ -25,11 +25,16 @@ fn tract_err(e: impl std::fmt::Display) -> Error {
 }
 
 /// The model as tract's own protobuf type (the same ONNX messages, re-read from their bytes).
-fn for_tract(file: &ModelFile, proto: &crate::onnx_proto::ModelProto) -> Result<tract_onnx::pb::ModelProto> {
+fn for_tract(
+    file: &ModelFile,
+    proto: &crate::onnx_proto::ModelProto,
+) -> Result<tract_onnx::pb::ModelProto> {
     use prost::Message;
-    tract_onnx::pb::ModelProto::decode(proto.encode_to_vec().as_slice()).map_err(|e| Error::NotOnnx {
-        path: file.path.clone(),
-        reason: format!("tract cannot decode it: {e}"),
+    tract_onnx::pb::ModelProto::decode(proto.encode_to_vec().as_slice()).map_err(|e| {
+        Error::NotOnnx {
+            path: file.path.clone(),
+            reason: format!("tract cannot decode it: {e}"),
+        }
     })
 }
 

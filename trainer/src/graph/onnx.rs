@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 
 use vpfb_runtime::onnx_proto::{
-    self as pb, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension,
-    type_proto, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    self as pb, attribute_proto::AttributeType, tensor_proto::DataType,
+    tensor_shape_proto::dimension, type_proto, AttributeProto, GraphProto, ModelProto, NodeProto,
+    OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
 };
 
 use super::{Binary, Dim, Graph, GraphError, NodeId, Op, Unary};

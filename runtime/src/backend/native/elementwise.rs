@@ -196,8 +196,20 @@ fn binary_loops(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32
         Binary::Sub => zip(walk, a, b, out, |x, y| x - y),
         Binary::Mul => zip(walk, a, b, out, |x, y| x * y),
         Binary::Div => zip(walk, a, b, out, |x, y| x / y),
-        Binary::Max => zip(walk, a, b, out, |x, y| if x.is_nan() || x > y { x } else { y }),
-        Binary::Min => zip(walk, a, b, out, |x, y| if x.is_nan() || x < y { x } else { y }),
+        Binary::Max => zip(
+            walk,
+            a,
+            b,
+            out,
+            |x, y| if x.is_nan() || x > y { x } else { y },
+        ),
+        Binary::Min => zip(
+            walk,
+            a,
+            b,
+            out,
+            |x, y| if x.is_nan() || x < y { x } else { y },
+        ),
     }
 }
 
@@ -210,7 +222,10 @@ fn zip(walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f3
         let o = &mut out[o as usize..o as usize + n];
         match (sa, sb) {
             (1, 1) => {
-                let (a, b) = (&a[ia as usize..ia as usize + n], &b[ib as usize..ib as usize + n]);
+                let (a, b) = (
+                    &a[ia as usize..ia as usize + n],
+                    &b[ib as usize..ib as usize + n],
+                );
                 for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
                     *o = f(x, y);
                 }

@@ -79,7 +79,11 @@ pub(super) struct Graph {
 impl Graph {
     /// Reads what `outputs` need from `graph`; `fed` names the inputs a run supplies (an
     /// initializer of the same name is then ignored: it is only the input's default).
-    pub fn read(graph: &pb::GraphProto, fed: &[&str], outputs: &[&str]) -> Result<Self, NativeError> {
+    pub fn read(
+        graph: &pb::GraphProto,
+        fed: &[&str],
+        outputs: &[&str],
+    ) -> Result<Self, NativeError> {
         let mut ids: HashMap<String, usize> = HashMap::new();
         let mut sources = Vec::new();
         let mut names = Vec::new();

@@ -26,9 +26,18 @@ pub(super) fn gemm(
     };
     // The strides are planned from the shapes; these checks keep a planning mistake from reading
     // or writing out of bounds.
-    assert!(m * k == 0 || last(m, k, rsa, csa) < a.len(), "gemm: lhs out of bounds");
-    assert!(k * n == 0 || last(k, n, rsb, csb) < b.len(), "gemm: rhs out of bounds");
-    assert!(m * n == 0 || last(m, n, rsc, csc) < c.len(), "gemm: output out of bounds");
+    assert!(
+        m * k == 0 || last(m, k, rsa, csa) < a.len(),
+        "gemm: lhs out of bounds"
+    );
+    assert!(
+        k * n == 0 || last(k, n, rsb, csb) < b.len(),
+        "gemm: rhs out of bounds"
+    );
+    assert!(
+        m * n == 0 || last(m, n, rsc, csc) < c.len(),
+        "gemm: output out of bounds"
+    );
     if m * n == 0 {
         return;
     }
@@ -89,8 +98,16 @@ impl MatMul {
             return Err(bad());
         }
         // A vector operand is a one-row (lhs) or one-column (rhs) matrix, its axis dropped after.
-        let a2: Vec<usize> = if a.len() == 1 { vec![1, a[0]] } else { a.to_vec() };
-        let b2: Vec<usize> = if b.len() == 1 { vec![b[0], 1] } else { b.to_vec() };
+        let a2: Vec<usize> = if a.len() == 1 {
+            vec![1, a[0]]
+        } else {
+            a.to_vec()
+        };
+        let b2: Vec<usize> = if b.len() == 1 {
+            vec![b[0], 1]
+        } else {
+            b.to_vec()
+        };
         let (m, k) = (a2[a2.len() - 2], a2[a2.len() - 1]);
         let (kb, n) = (b2[b2.len() - 2], b2[b2.len() - 1]);
         if k != kb {
@@ -104,9 +121,8 @@ impl MatMul {
         let mut batches = Vec::with_capacity(count);
         let mut index = vec![0usize; batch.len()];
         for i in 0..count {
-            let off = |s: &[isize]| -> usize {
-                index.iter().zip(s).map(|(&j, &s)| j * s as usize).sum()
-            };
+            let off =
+                |s: &[isize]| -> usize { index.iter().zip(s).map(|(&j, &s)| j * s as usize).sum() };
             batches.push((off(&sa) * m * k, off(&sb) * k * n, i * m * n));
             for axis in (0..batch.len()).rev() {
                 index[axis] += 1;
@@ -379,8 +395,13 @@ mod tests {
                                 for j in 0..g.kw {
                                     let y = (oy * g.stride[0] + i) as isize - g.pad[0] as isize;
                                     let xx = (ox * g.stride[1] + j) as isize - g.pad[1] as isize;
-                                    if y >= 0 && xx >= 0 && (y as usize) < g.h && (xx as usize) < g.w {
-                                        s += x[((n * g.c + c) * g.h + y as usize) * g.w + xx as usize]
+                                    if y >= 0
+                                        && xx >= 0
+                                        && (y as usize) < g.h
+                                        && (xx as usize) < g.w
+                                    {
+                                        s += x[((n * g.c + c) * g.h + y as usize) * g.w
+                                            + xx as usize]
                                             * k[((m * g.c + c) * g.kh + i) * g.kw + j];
                                     }
                                 }
@@ -405,7 +426,10 @@ mod tests {
             g.forward(&x, &k, None, &mut y, &mut work);
             let want = direct(&g, &x, &k);
             for (a, b) in y.iter().zip(&want) {
-                assert!((a - b).abs() < 1e-5, "stride {stride} pad {pad}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() < 1e-5,
+                    "stride {stride} pad {pad}: {a} vs {b}"
+                );
             }
             // ⟨conv(x), dy⟩ = ⟨x, convᵀ(dy)⟩
             let dy = values(y.len(), 1.3);
@@ -413,7 +437,10 @@ mod tests {
             g.transpose(&dy, &k, None, &mut dx, &mut work);
             let lhs: f32 = y.iter().zip(&dy).map(|(a, b)| a * b).sum();
             let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
-            assert!((lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+                "{lhs} vs {rhs}"
+            );
         }
     }
 

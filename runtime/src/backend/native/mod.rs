@@ -58,12 +58,13 @@ struct Program {
 
 impl Program {
     fn new(file: &ModelFile, outputs: Outputs) -> Result<Self> {
-        let graph = Graph::read(file.graph(), outputs.inputs(), outputs.outputs()).map_err(|e| {
-            Error::NotOnnx {
-                path: file.path.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let graph =
+            Graph::read(file.graph(), outputs.inputs(), outputs.outputs()).map_err(|e| {
+                Error::NotOnnx {
+                    path: file.path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
         Ok(Self {
             graph,
             x_like: outputs.inputs().iter().map(|n| is_x_like(n)).collect(),

@@ -90,7 +90,12 @@ impl Plan {
 
     /// Runs the plan on `inputs` (in fed order, each of its planned size); returns each output.
     pub fn run(&self, inputs: &[&[f32]]) -> Vec<Vec<f32>> {
-        let mut s = self.idle.lock().expect("scratch lock").pop().unwrap_or_default();
+        let mut s = self
+            .idle
+            .lock()
+            .expect("scratch lock")
+            .pop()
+            .unwrap_or_default();
         if s.buffers.is_empty() {
             s.buffers = self.sizes.iter().map(|&n| vec![0.0; n]).collect();
             s.work = vec![0.0; self.workspace];
@@ -106,7 +111,11 @@ impl Plan {
             step.run(&|op| read(op, buffers), &mut o, &mut s.work);
             s.buffers[*out] = o;
         }
-        let outputs = self.outputs.iter().map(|o| read(o, &s.buffers).to_vec()).collect();
+        let outputs = self
+            .outputs
+            .iter()
+            .map(|o| read(o, &s.buffers).to_vec())
+            .collect();
         self.idle.lock().expect("scratch lock").push(s);
         outputs
     }
@@ -236,7 +245,10 @@ impl Builder {
                 let rank = shape.len() as i64;
                 let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
                 let (start, end) = (clamp(node.int("start", 0)), clamp(node.int("end", rank)));
-                let dims: Vec<i64> = shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
+                let dims: Vec<i64> = shape[start..end.max(start)]
+                    .iter()
+                    .map(|&d| d as i64)
+                    .collect();
                 Ok(Val {
                     shape: vec![dims.len()],
                     at: At::Konst(Konst::I64(Arc::new(dims))),
@@ -310,10 +322,7 @@ impl Builder {
                 let a = self.input(node, 0)?;
                 let rank = a.shape.len();
                 let perm: Vec<usize> = match node.ints("perm") {
-                    Some(p) => p
-                        .iter()
-                        .map(|&x| axis(x, rank))
-                        .collect::<Result<_, _>>()?,
+                    Some(p) => p.iter().map(|&x| axis(x, rank)).collect::<Result<_, _>>()?,
                     None => (0..rank).rev().collect(),
                 };
                 let mut seen = perm.clone();
@@ -396,7 +405,9 @@ impl Builder {
             None => vec![1; starts.len()],
         };
         if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
-            return Err(NativeError::Graph("Slice inputs of different lengths".into()));
+            return Err(NativeError::Graph(
+                "Slice inputs of different lengths".into(),
+            ));
         }
         let natural = natural_strides(&a.shape);
         let mut shape = a.shape.clone();
@@ -412,7 +423,10 @@ impl Builder {
             let (s, e) = if step > 0 {
                 (wrap(starts[i]).clamp(0, d), wrap(ends[i]).clamp(0, d))
             } else {
-                (wrap(starts[i]).clamp(0, d - 1), wrap(ends[i]).clamp(-1, d - 1))
+                (
+                    wrap(starts[i]).clamp(0, d - 1),
+                    wrap(ends[i]).clamp(-1, d - 1),
+                )
             };
             let len = if step > 0 {
                 (e - s + step - 1).max(0) / step
@@ -482,8 +496,8 @@ impl Builder {
             .map(|i| self.input(node, i).cloned())
             .collect::<Result<_, _>>()?;
         for p in &parts {
-            let same = p.shape.len() == rank
-                && (0..rank).all(|a| a == x || p.shape[a] == first.shape[a]);
+            let same =
+                p.shape.len() == rank && (0..rank).all(|a| a == x || p.shape[a] == first.shape[a]);
             if !same {
                 return Err(NativeError::Shape(format!(
                     "Concat of {:?} and {:?} on axis {x}",
@@ -525,7 +539,9 @@ impl Builder {
         for (j, &p) in picks.iter().enumerate() {
             let p = if p < 0 { p + d as i64 } else { p };
             if p < 0 || p >= d as i64 {
-                return Err(NativeError::Shape(format!("Gather index {p} for extent {d}")));
+                return Err(NativeError::Shape(format!(
+                    "Gather index {p} for extent {d}"
+                )));
             }
             let walk = Walk::new(
                 &[outer, inner],
@@ -594,7 +610,10 @@ impl Builder {
         let (x, k) = (self.input(node, 0)?, self.input(node, 1)?);
         let bias = self.optional(node, 2);
         let bad = |why: &str| {
-            NativeError::Shape(format!("{} of {:?} with kernel {:?}: {why}", node.op, x.shape, k.shape))
+            NativeError::Shape(format!(
+                "{} of {:?} with kernel {:?}: {why}",
+                node.op, x.shape, k.shape
+            ))
         };
         if x.shape.len() != 4 || k.shape.len() != 4 {
             return Err(NativeError::Unsupported(format!(
@@ -607,7 +626,9 @@ impl Builder {
             return Err(NativeError::Unsupported("auto_pad".into()));
         }
         if node.ints("output_shape").is_some() {
-            return Err(NativeError::Unsupported("ConvTranspose output_shape".into()));
+            return Err(NativeError::Unsupported(
+                "ConvTranspose output_shape".into(),
+            ));
         }
         let pair = |name: &str, default: usize| -> Result<[usize; 2], NativeError> {
             match node.ints(name) {
@@ -751,11 +772,10 @@ impl Builder {
             .iter()
             .map(|v| v.filter(|v| last[*v].is_some()).map(|v| real[v]))
             .collect();
-        for i in 0..steps.len() {
-            let out = steps[i].1;
+        for (i, (step, out)) in steps.iter_mut().enumerate() {
+            let out = *out;
             real[out] = take(self.sizes[out], &mut sizes, &mut free);
-            let mut dead: Vec<usize> = steps[i]
-                .0
+            let mut dead: Vec<usize> = step
                 .operands_mut()
                 .into_iter()
                 .filter_map(|o| match o {
@@ -826,7 +846,7 @@ fn reshaped(from: &[usize], target: &[i64], allowzero: bool) -> Result<Vec<usize
     }
     let known: usize = shape.iter().product();
     if let Some(i) = infer {
-        if known == 0 || len % known != 0 {
+        if known == 0 || len / known * known != len {
             return Err(bad());
         }
         shape[i] = len / known;

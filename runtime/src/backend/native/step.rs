@@ -83,7 +83,9 @@ impl Step {
     pub fn workspace(&self) -> usize {
         match self {
             Step::Conv { geometry, .. } => geometry.workspace(),
-            Step::ConvTranspose { geometry, .. } => geometry.patch_rows() * geometry.ho * geometry.wo,
+            Step::ConvTranspose { geometry, .. } => {
+                geometry.patch_rows() * geometry.ho * geometry.wo
+            }
             Step::Reduce {
                 gather: Some(w), ..
             } => w.len(),

@@ -93,15 +93,15 @@ impl<const K: usize> Iterator for Rows<'_, K> {
             axis -= 1;
             let (extent, step) = self.walk.outer[axis];
             self.index[axis] += 1;
-            for k in 0..K {
-                self.at[k] += step[k];
+            for (at, s) in self.at.iter_mut().zip(step) {
+                *at += s;
             }
             if self.index[axis] < extent {
                 break;
             }
             self.index[axis] = 0;
-            for k in 0..K {
-                self.at[k] -= step[k] * extent as isize;
+            for (at, s) in self.at.iter_mut().zip(step) {
+                *at -= s * extent as isize;
             }
         }
         Some(row)
@@ -149,8 +149,16 @@ pub(super) fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let rank = a.len().max(b.len());
     (0..rank)
         .map(|i| {
-            let da = if i + a.len() >= rank { a[i + a.len() - rank] } else { 1 };
-            let db = if i + b.len() >= rank { b[i + b.len() - rank] } else { 1 };
+            let da = if i + a.len() >= rank {
+                a[i + a.len() - rank]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= rank {
+                b[i + b.len() - rank]
+            } else {
+                1
+            };
             match (da, db) {
                 _ if da == db => Some(da),
                 (1, d) | (d, 1) => Some(d),
