@@ -137,15 +137,10 @@ impl ModelFile {
     /// call gets a session of its own subgraph.
     #[cfg(feature = "ort")]
     pub(crate) fn subgraph(&self, outputs: &[&str], fed: &[&str]) -> pb::ModelProto {
-        use std::collections::{HashMap, HashSet};
+        use std::collections::HashSet;
         let mut proto = self.proto.clone();
         let graph = proto.graph.as_mut().expect("checked on load");
-        let producer: HashMap<&str, usize> = graph
-            .node
-            .iter()
-            .enumerate()
-            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
-            .collect();
+        let producer = graph.producers();
         let mut needed: HashSet<String> = HashSet::new();
         let mut keep = vec![false; graph.node.len()];
         let mut todo: Vec<String> = outputs.iter().map(|s| s.to_string()).collect();

@@ -67,6 +67,17 @@ pub struct GraphProto {
     pub value_info: Vec<ValueInfoProto>,
 }
 
+impl GraphProto {
+    /// The index of the node that computes each tensor name.
+    pub fn producers(&self) -> std::collections::HashMap<&str, usize> {
+        self.node
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
+            .collect()
+    }
+}
+
 /// One operator application.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct NodeProto {

@@ -18,6 +18,9 @@ mod tract;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use rayon::ThreadPool;
 
 use crate::contract::{
     INPUT_PROBE, INPUT_T, INPUT_X, OUTPUT_ANOMALY_SCORE, OUTPUT_DPSI_DT, OUTPUT_HVP, OUTPUT_PSI,
@@ -293,6 +296,41 @@ pub fn open(file: ModelFile, options: &LoadOptions) -> Result<Box<dyn Backend>> 
 /// 256 Ki values per chunk, e.g. 334 images of 28×28), which bounds the activations' memory.
 pub fn chunk_rows(record_len: usize) -> usize {
     (262_144 / record_len.max(1)).clamp(1, 4096)
+}
+
+/// The worker threads of a data-parallel backend, named `{name}-{i}`; none for one thread.
+pub(super) fn worker_pool(threads: usize, name: &'static str) -> Result<Option<Arc<ThreadPool>>> {
+    if threads <= 1 {
+        return Ok(None);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("{name}-{i}"))
+        .build()
+        .map_err(|e| Error::Backend(format!("cannot start {threads} threads: {e}")))?;
+    Ok(Some(Arc::new(pool)))
+}
+
+/// Records `0..n` in one contiguous share per thread of `pool` (all on this thread without one),
+/// `rows(a, b)` computing records `a..b`; the shares' outputs joined in order.
+pub(super) fn in_shares(
+    pool: Option<&ThreadPool>,
+    n: usize,
+    outputs: Outputs,
+    rows: impl Fn(usize, usize) -> Result<Vec<Vec<f32>>> + Sync,
+) -> Result<Vec<Vec<f32>>> {
+    let parts = pool.map_or(1, |p| p.current_num_threads().min(n));
+    let Some(pool) = pool.filter(|_| parts > 1) else {
+        return rows(0, n);
+    };
+    let shares: Vec<Result<Vec<Vec<f32>>>> = pool.install(|| {
+        use rayon::prelude::*;
+        (0..parts)
+            .into_par_iter()
+            .map(|i| rows(i * n / parts, (i + 1) * n / parts))
+            .collect()
+    });
+    concatenate(outputs, shares)
 }
 
 /// The outputs of consecutive runs joined in order (every output is record-major).

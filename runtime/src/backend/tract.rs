@@ -14,7 +14,7 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 use super::natural_constants::naturalise_constants;
 use super::panic_guard::guarded;
-use super::{concatenate, in_runs, is_x_like, Backend, Outputs};
+use super::{in_runs, in_shares, is_x_like, worker_pool, Backend, Outputs};
 use crate::contract::INPUT_PROBE;
 use crate::{Error, ModelFile, Result};
 
@@ -200,16 +200,7 @@ impl TractModel {
     /// Prepares a validated model file evaluated on `threads` threads (0 or 1: one).
     pub fn with_threads(file: ModelFile, threads: usize) -> Result<Self> {
         let contract = Program::new(&file, &for_tract(&file, file.proto())?, Outputs::Contract)?;
-        let pool = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("vpfb-tract-{i}"))
-                .build()
-                .map_err(|e| Error::Backend(format!("cannot start {threads} threads: {e}")))?;
-            Some(Arc::new(pool))
-        } else {
-            None
-        };
+        let pool = worker_pool(threads, "vpfb-tract")?;
         Ok(Self {
             file,
             pool,
@@ -288,24 +279,8 @@ impl Backend for TractModel {
 
     fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let program = self.program(outputs)?;
-        let parts = self
-            .pool
-            .as_ref()
-            .map_or(1, |p| p.current_num_threads().min(n));
-        if parts == 1 {
-            return self.run_rows(program, outputs, inputs, 0, n);
-        }
-        // One contiguous share of the records per thread.
-        let pool = self.pool.as_ref().expect("several parts need the pool");
-        let shares: Vec<Result<Vec<Vec<f32>>>> = pool.install(|| {
-            use rayon::prelude::*;
-            (0..parts)
-                .into_par_iter()
-                .map(|i| {
-                    self.run_rows(program, outputs, inputs, i * n / parts, (i + 1) * n / parts)
-                })
-                .collect()
-        });
-        concatenate(outputs, shares)
+        in_shares(self.pool.as_deref(), n, outputs, |a, b| {
+            self.run_rows(program, outputs, inputs, a, b)
+        })
     }
 }

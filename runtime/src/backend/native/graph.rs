@@ -106,12 +106,7 @@ impl Graph {
             add(&init.name, Source::Konst(shape, value), &mut ids);
         }
         // Which nodes the outputs need, found backwards through each tensor's producer.
-        let producer: HashMap<&str, usize> = graph
-            .node
-            .iter()
-            .enumerate()
-            .flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i)))
-            .collect();
+        let producer = graph.producers();
         let mut needed = vec![false; graph.node.len()];
         let mut todo: Vec<&str> = outputs.to_vec();
         while let Some(name) = todo.pop() {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use self::graph::{Graph, Node};
 use self::plan::Plan;
 use super::panic_guard::guarded;
-use super::{concatenate, in_runs, is_x_like, Backend, Outputs};
+use super::{in_runs, in_shares, is_x_like, worker_pool, Backend, Outputs};
 use crate::{Error, ModelFile, Result};
 
 /// Why a graph cannot be planned.
@@ -123,16 +123,7 @@ impl NativeModel {
         let contract = Program::new(&file, Outputs::Contract)?;
         // Plan the contract now, so that a file this evaluator cannot run fails on load.
         contract.plan(&file, 1)?;
-        let pool = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("vpfb-native-{i}"))
-                .build()
-                .map_err(|e| Error::Backend(format!("cannot start {threads} threads: {e}")))?;
-            Some(Arc::new(pool))
-        } else {
-            None
-        };
+        let pool = worker_pool(threads, "vpfb-native")?;
         Ok(Self {
             file,
             pool,
@@ -202,23 +193,8 @@ impl Backend for NativeModel {
 
     fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
         let program = self.program(outputs)?;
-        let parts = self
-            .pool
-            .as_ref()
-            .map_or(1, |p| p.current_num_threads().min(n));
-        if parts == 1 {
-            return self.run_rows(program, outputs, inputs, 0, n);
-        }
-        let pool = self.pool.as_ref().expect("several parts need the pool");
-        let shares: Vec<Result<Vec<Vec<f32>>>> = pool.install(|| {
-            use rayon::prelude::*;
-            (0..parts)
-                .into_par_iter()
-                .map(|i| {
-                    self.run_rows(program, outputs, inputs, i * n / parts, (i + 1) * n / parts)
-                })
-                .collect()
-        });
-        concatenate(outputs, shares)
+        in_shares(self.pool.as_deref(), n, outputs, |a, b| {
+            self.run_rows(program, outputs, inputs, a, b)
+        })
     }
 }
