@@ -8,6 +8,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::Tensor;
 
+use super::selections::Selections;
 use super::{in_runs, is_x_like, Backend, Outputs};
 use crate::{Error, ModelFile, Result};
 
@@ -38,9 +39,7 @@ fn environment() -> Result<&'static Environment> {
 pub struct OrtModel {
     file: ModelFile,
     threads: usize,
-    contract: Mutex<Session>,
-    hvp: OnceLock<std::result::Result<Mutex<Session>, String>>,
-    anomaly_score: OnceLock<std::result::Result<Mutex<Session>, String>>,
+    sessions: Selections<Mutex<Session>>,
 }
 
 impl OrtModel {
@@ -50,25 +49,14 @@ impl OrtModel {
         Ok(Self {
             file,
             threads,
-            contract,
-            hvp: OnceLock::new(),
-            anomaly_score: OnceLock::new(),
+            sessions: Selections::new(contract),
         })
     }
 
     fn session(&self, outputs: Outputs) -> Result<&Mutex<Session>> {
-        let cell = match outputs {
-            Outputs::Contract => return Ok(&self.contract),
-            Outputs::Hvp => &self.hvp,
-            Outputs::AnomalyScore => &self.anomaly_score,
-        };
-        cell.get_or_init(|| {
-            session(&self.file, self.threads, outputs)
-                .map(Mutex::new)
-                .map_err(|e| e.to_string())
+        self.sessions.get(outputs, || {
+            session(&self.file, self.threads, outputs).map(Mutex::new)
         })
-        .as_ref()
-        .map_err(|e| Error::Backend(e.clone()))
     }
 }
 

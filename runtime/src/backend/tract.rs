@@ -6,7 +6,7 @@
 //! in-graph detector score.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
 
@@ -14,7 +14,8 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 
 use super::natural_constants::naturalise_constants;
 use super::panic_guard::guarded;
-use super::{in_runs, in_shares, is_x_like, worker_pool, Backend, Outputs};
+use super::selections::Selections;
+use super::{in_runs, in_shares, is_x_like, rows_per_run, worker_pool, Backend, Outputs};
 use crate::contract::INPUT_PROBE;
 use crate::{Error, ModelFile, Result};
 
@@ -184,11 +185,7 @@ pub struct TractModel {
     file: ModelFile,
     /// The worker threads (none when single-threaded).
     pool: Option<Arc<rayon::ThreadPool>>,
-    contract: Program,
-    /// Built on first use: the `hvp` output with `probe` as a fed input.
-    hvp: OnceLock<std::result::Result<Program, String>>,
-    /// Built on first use: the in-graph detector output.
-    anomaly: OnceLock<std::result::Result<Program, String>>,
+    programs: Selections<Program>,
 }
 
 impl TractModel {
@@ -204,9 +201,7 @@ impl TractModel {
         Ok(Self {
             file,
             pool,
-            contract,
-            hvp: OnceLock::new(),
-            anomaly: OnceLock::new(),
+            programs: Selections::new(contract),
         })
     }
 
@@ -215,8 +210,8 @@ impl TractModel {
         Self::new(ModelFile::load(path)?)
     }
 
-    /// Records `a..b` of a batch, evaluated on this thread in runs of at most
-    /// [`TractModel::rows_per_run`] records.
+    /// Records `a..b` of a batch, evaluated on this thread in runs of at most [`rows_per_run`]
+    /// records.
     fn run_rows(
         &self,
         program: &Program,
@@ -226,31 +221,22 @@ impl TractModel {
         b: usize,
     ) -> Result<Vec<Vec<f32>>> {
         let (d, shape) = (self.file.meta.record_len(), &self.file.meta.data_shape);
-        in_runs(outputs, inputs, d, a..b, self.rows_per_run(), |m, part| {
-            multithread_tract_scope(Executor::SingleThread, || program.run(m, shape, part))
-        })
-    }
-
-    /// Records per plan run. Measured with `vpfb bench` on the shipped models (tract 0.23, one
-    /// thread): an MLP's throughput peaks near 256 records (its activations then stay in cache;
-    /// 4096 at once runs 1.5× slower), and the UNet runs fastest one image at a time.
-    fn rows_per_run(&self) -> usize {
-        if self.file.meta.image_shape().is_some() {
-            1
-        } else {
-            256
-        }
+        in_runs(
+            outputs,
+            inputs,
+            d,
+            a..b,
+            rows_per_run(&self.file),
+            |m, part| {
+                multithread_tract_scope(Executor::SingleThread, || program.run(m, shape, part))
+            },
+        )
     }
 
     /// The program of one output selection, built on first use.
     fn program(&self, outputs: Outputs) -> Result<&Program> {
-        let cell = match outputs {
-            Outputs::Contract => return Ok(&self.contract),
-            Outputs::Hvp => &self.hvp,
-            Outputs::AnomalyScore => &self.anomaly,
-        };
-        cell.get_or_init(|| {
-            let built = if outputs == Outputs::Hvp {
+        self.programs.get(outputs, || {
+            if outputs == Outputs::Hvp {
                 // `probe` becomes a fed input: its default initializer goes.
                 let mut proto = self.file.proto().clone();
                 if let Some(graph) = proto.graph.as_mut() {
@@ -260,11 +246,8 @@ impl TractModel {
             } else {
                 for_tract(&self.file, self.file.proto())
                     .and_then(|p| Program::new(&self.file, &p, outputs))
-            };
-            built.map_err(|e| e.to_string())
+            }
         })
-        .as_ref()
-        .map_err(|e| Error::Backend(e.clone()))
     }
 }
 

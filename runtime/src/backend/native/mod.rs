@@ -14,12 +14,13 @@ mod step;
 mod walk;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use self::graph::{Graph, Node};
 use self::plan::Plan;
 use super::panic_guard::guarded;
-use super::{in_runs, in_shares, is_x_like, worker_pool, Backend, Outputs};
+use super::selections::Selections;
+use super::{in_runs, in_shares, is_x_like, rows_per_run, worker_pool, Backend, Outputs};
 use crate::{Error, ModelFile, Result};
 
 /// Why a graph cannot be planned.
@@ -107,9 +108,7 @@ impl Program {
 pub struct NativeModel {
     file: ModelFile,
     pool: Option<Arc<rayon::ThreadPool>>,
-    contract: Program,
-    hvp: OnceLock<std::result::Result<Program, String>>,
-    anomaly: OnceLock<std::result::Result<Program, String>>,
+    programs: Selections<Program>,
 }
 
 impl NativeModel {
@@ -127,9 +126,7 @@ impl NativeModel {
         Ok(Self {
             file,
             pool,
-            contract,
-            hvp: OnceLock::new(),
-            anomaly: OnceLock::new(),
+            programs: Selections::new(contract),
         })
     }
 
@@ -138,29 +135,7 @@ impl NativeModel {
         Self::new(ModelFile::load(path)?)
     }
 
-    /// Records per plan run. Measured with `vpfb bench` on the shipped models (one thread): an
-    /// MLP's throughput is flat from 64 to 256 records and its activations stay in cache; the UNet
-    /// runs fastest one image at a time (runs of 4 were 9 % slower per image).
-    fn rows_per_run(&self) -> usize {
-        if self.file.meta.image_shape().is_some() {
-            1
-        } else {
-            256
-        }
-    }
-
-    fn program(&self, outputs: Outputs) -> Result<&Program> {
-        let cell = match outputs {
-            Outputs::Contract => return Ok(&self.contract),
-            Outputs::Hvp => &self.hvp,
-            Outputs::AnomalyScore => &self.anomaly,
-        };
-        cell.get_or_init(|| Program::new(&self.file, outputs).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| Error::Backend(e.clone()))
-    }
-
-    /// Records `a..b` of a batch on this thread, in runs of at most `rows_per_run`.
+    /// Records `a..b` of a batch on this thread, in runs of at most [`rows_per_run`].
     fn run_rows(
         &self,
         program: &Program,
@@ -170,15 +145,22 @@ impl NativeModel {
         b: usize,
     ) -> Result<Vec<Vec<f32>>> {
         let d = self.file.meta.record_len();
-        in_runs(outputs, inputs, d, a..b, self.rows_per_run(), |m, part| {
-            let plan = program.plan(&self.file, m)?;
-            guarded(|| plan.run(part)).map_err(|m| {
-                Error::Backend(format!(
-                    "evaluating {} failed: {m}",
-                    self.file.path.display()
-                ))
-            })
-        })
+        in_runs(
+            outputs,
+            inputs,
+            d,
+            a..b,
+            rows_per_run(&self.file),
+            |m, part| {
+                let plan = program.plan(&self.file, m)?;
+                guarded(|| plan.run(part)).map_err(|m| {
+                    Error::Backend(format!(
+                        "evaluating {} failed: {m}",
+                        self.file.path.display()
+                    ))
+                })
+            },
+        )
     }
 }
 
@@ -192,7 +174,9 @@ impl Backend for NativeModel {
     }
 
     fn run(&self, n: usize, outputs: Outputs, inputs: &[&[f32]]) -> Result<Vec<Vec<f32>>> {
-        let program = self.program(outputs)?;
+        let program = self
+            .programs
+            .get(outputs, || Program::new(&self.file, outputs))?;
         in_shares(self.pool.as_deref(), n, outputs, |a, b| {
             self.run_rows(program, outputs, inputs, a, b)
         })
