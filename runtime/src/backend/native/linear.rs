@@ -1,11 +1,10 @@
 //! Matrix products and convolutions, all through one single-precision GEMM (the `gemm` crate:
-//! pure Rust, kernels chosen at run time for AVX-512, AVX2/FMA or SSE on x86-64 and NEON on
-//! aarch64, without packing overhead for the small products our graphs are made of).
+//! pure Rust, kernels chosen at run time for AVX2/FMA or SSE on x86-64 and NEON on aarch64,
+//! without packing overhead for the small products our graphs are made of).
 
 use super::NativeError;
 
-/// `c[m×n] = a[m×k] · b[k×n]` (`+ c` when `accumulate`), each matrix given by its row and
-/// column strides.
+/// `c[m×n] = a[m×k] · b[k×n]`, each matrix given by its row and column strides.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn gemm(
     (m, k, n): (usize, usize, usize),
@@ -15,7 +14,6 @@ pub(super) fn gemm(
     (rsb, csb): (isize, isize),
     c: &mut [f32],
     (rsc, csc): (isize, isize),
-    accumulate: bool,
 ) {
     let last = |rows: usize, cols: usize, rs: isize, cs: isize| {
         if rows == 0 || cols == 0 {
@@ -42,18 +40,16 @@ pub(super) fn gemm(
         return;
     }
     if k == 0 {
-        if !accumulate {
-            for i in 0..m {
-                for j in 0..n {
-                    c[(i as isize * rsc + j as isize * csc) as usize] = 0.0;
-                }
+        for i in 0..m {
+            for j in 0..n {
+                c[(i as isize * rsc + j as isize * csc) as usize] = 0.0;
             }
         }
         return;
     }
     // SAFETY: every element the product touches lies inside its slice (checked above), and `c`
     // does not overlap `a` or `b` (it is borrowed mutably). With `read_dst` false, `c` is
-    // overwritten with 1.0 · a·b; with it true, `c` becomes 1.0 · c + 1.0 · a·b.
+    // overwritten with 1.0 · a·b.
     unsafe {
         gemm::gemm(
             m,
@@ -62,7 +58,7 @@ pub(super) fn gemm(
             c.as_mut_ptr(),
             csc,
             rsc,
-            accumulate,
+            false,
             a.as_ptr(),
             csa,
             rsa,
@@ -164,7 +160,6 @@ impl MatMul {
                 (n as isize, 1),
                 &mut out[oc..oc + m * n],
                 (n as isize, 1),
-                false,
             );
         }
     }
@@ -296,7 +291,6 @@ impl Conv2d {
                     (ohw as isize, 1),
                     y,
                     (ohw as isize, 1),
-                    false,
                 );
                 if let Some(bias) = bias {
                     for (j, plane) in y.chunks_exact_mut(ohw).enumerate() {
@@ -334,7 +328,6 @@ impl Conv2d {
                     (ohw as isize, 1),
                     cols,
                     (ohw as isize, 1),
-                    false,
                 );
                 let image = &mut out[(n * self.c + g * cg) * hw..][..cg * hw];
                 self.patches(|row, o, i, len, step| {

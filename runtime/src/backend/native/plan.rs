@@ -208,6 +208,23 @@ impl Builder {
         }
     }
 
+    /// A tensor of `shape` copied out of `source` read as a view: each output element at index
+    /// `i` reads `source` at `offset + Σ i[axis]·strides[axis]` (a transpose, a slice, a broadcast).
+    fn view_copy(
+        &mut self,
+        source: Operand,
+        shape: Vec<usize>,
+        strides: &[isize],
+        offset: isize,
+    ) -> Val {
+        let walk = Walk::new(&shape, [&natural_strides(&shape), strides], [0, offset]);
+        let step = Step::Copy {
+            parts: vec![(source, walk)],
+            fill: None,
+        };
+        self.emit(step, shape)
+    }
+
     fn node(&mut self, node: &Node) -> Result<Val, NativeError> {
         if node.outputs.len() != 1 {
             return Err(NativeError::Unsupported(format!(
@@ -333,12 +350,8 @@ impl Builder {
                 let shape: Vec<usize> = perm.iter().map(|&p| a.shape[p]).collect();
                 let natural = natural_strides(&a.shape);
                 let src: Vec<isize> = perm.iter().map(|&p| natural[p]).collect();
-                let walk = Walk::new(&shape, [&natural_strides(&shape), &src], [0, 0]);
-                let step = Step::Copy {
-                    parts: vec![(operand(a)?, walk)],
-                    fill: None,
-                };
-                Ok(self.emit(step, shape))
+                let source = operand(a)?;
+                Ok(self.view_copy(source, shape, &src, 0))
             }
             "Slice" => self.slice(node),
             "Pad" => self.pad(node),
@@ -355,12 +368,8 @@ impl Builder {
                     NativeError::Shape(format!("cannot expand {:?} to {target:?}", a.shape))
                 })?;
                 let src = broadcast_strides(&a.shape, &shape).expect("shapes broadcast");
-                let walk = Walk::new(&shape, [&natural_strides(&shape), &src], [0, 0]);
-                let step = Step::Copy {
-                    parts: vec![(operand(a)?, walk)],
-                    fill: None,
-                };
-                Ok(self.emit(step, shape))
+                let source = operand(a)?;
+                Ok(self.view_copy(source, shape, &src, 0))
             }
             "Gather" => self.gather(node),
             "ReduceSum" => self.reduce(node, Reduce::Sum),
@@ -439,12 +448,8 @@ impl Builder {
             }
             src[x] = natural[x] * step as isize;
         }
-        let walk = Walk::new(&shape, [&natural_strides(&shape), &src], [0, base]);
-        let step = Step::Copy {
-            parts: vec![(operand(a)?, walk)],
-            fill: None,
-        };
-        Ok(self.emit(step, shape))
+        let source = operand(a)?;
+        Ok(self.view_copy(source, shape, &src, base))
     }
 
     fn pad(&mut self, node: &Node) -> Result<Val, NativeError> {
