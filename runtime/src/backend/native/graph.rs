@@ -159,13 +159,61 @@ impl Graph {
             }
         }
         let outputs = outputs.iter().map(|n| ids[*n]).collect();
-        Ok(Self {
+        let mut graph = Self {
             sources,
             names,
             nodes,
             outputs,
-        })
+        };
+        graph.merge_duplicates();
+        Ok(graph)
     }
+
+    /// Drops every node that repeats an earlier one (same operator, inputs and attributes), its
+    /// readers reading the earlier node's outputs instead. Exported gradients recompute forward
+    /// values (each activation's `Sigmoid`, the time embedding's `Sin` and `Cos`); this computes
+    /// them once.
+    fn merge_duplicates(&mut self) {
+        let mut alias: Vec<usize> = (0..self.sources.len()).collect();
+        let mut seen: HashMap<(String, Vec<usize>), Vec<usize>> = HashMap::new();
+        let mut kept: Vec<Node> = Vec::with_capacity(self.nodes.len());
+        for mut node in std::mem::take(&mut self.nodes) {
+            for i in &mut node.inputs {
+                *i = alias[*i];
+            }
+            let key = (node.op.clone(), node.inputs.clone());
+            let twin = (!is_random(&node.op))
+                .then(|| seen.get(&key))
+                .flatten()
+                .and_then(|same| {
+                    same.iter().copied().find(|&k| {
+                        let earlier: &Node = &kept[k];
+                        earlier.attributes == node.attributes
+                            && earlier.outputs.len() == node.outputs.len()
+                    })
+                });
+            match twin {
+                Some(k) => {
+                    for (&mine, &theirs) in node.outputs.iter().zip(&kept[k].outputs) {
+                        alias[mine] = theirs;
+                    }
+                }
+                None => {
+                    seen.entry(key).or_default().push(kept.len());
+                    kept.push(node);
+                }
+            }
+        }
+        self.nodes = kept;
+        for o in &mut self.outputs {
+            *o = alias[*o];
+        }
+    }
+}
+
+/// Operators whose every evaluation draws new values: two of them are not the same value.
+fn is_random(op: &str) -> bool {
+    op.starts_with("Random") || matches!(op, "Multinomial" | "Bernoulli")
 }
 
 /// An initializer's shape and values (float and 64-bit integer tensors, raw or typed storage).
@@ -225,4 +273,42 @@ pub(super) fn decode(t: &pb::TensorProto) -> Result<(Vec<usize>, Konst), NativeE
         return Err(bad(format!("{found} values for shape {shape:?}")));
     }
     Ok((shape, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_repeated_node_is_computed_once() {
+        let graph = pb::GraphProto {
+            node: vec![
+                node("Sigmoid", &["x"], "s1"),
+                node("Sigmoid", &["x"], "s2"),
+                node("Mul", &["x", "s1"], "m1"),
+                // Reads the twin: after merging, the same inputs as `m1`.
+                node("Mul", &["x", "s2"], "m2"),
+                node("Add", &["m1", "m2"], "y"),
+                node("Sigmoid", &["y"], "z"),
+            ],
+            ..Default::default()
+        };
+        let g = Graph::read(&graph, &["x"], &["z", "m2"]).unwrap();
+        let ops: Vec<&str> = g.nodes.iter().map(|n| n.op.as_str()).collect();
+        assert_eq!(ops, ["Sigmoid", "Mul", "Add", "Sigmoid"]);
+        let add = &g.nodes[2];
+        assert_eq!(add.inputs[0], add.inputs[1]);
+        // The requested `m2` is now the tensor `m1`.
+        assert_eq!(g.names[g.outputs[1]], "m1");
+    }
 }
