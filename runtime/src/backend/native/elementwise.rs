@@ -145,21 +145,23 @@ pub(super) fn unary(op: Unary, a: &[f32], out: &mut [f32]) {
     {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn fused(op: Unary, a: &[f32], out: &mut [f32]) {
-            unary_loops::<true>(op, a, out)
+            unary_slices::<true>(op, a, out)
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has the features the function was compiled for.
             return unsafe { fused(op, a, out) };
         }
-        unary_loops::<false>(op, a, out)
+        unary_slices::<false>(op, a, out)
     }
     // aarch64 always has fused multiply-add.
     #[cfg(not(target_arch = "x86_64"))]
-    unary_loops::<{ cfg!(target_arch = "aarch64") }>(op, a, out)
+    unary_slices::<{ cfg!(target_arch = "aarch64") }>(op, a, out)
 }
 
+/// `out[i] = op(a[i])` as compiled into the caller (`FMA`: the caller is compiled for fused
+/// multiply-adds).
 #[inline(always)]
-fn unary_loops<const FMA: bool>(op: Unary, a: &[f32], out: &mut [f32]) {
+pub(super) fn unary_slices<const FMA: bool>(op: Unary, a: &[f32], out: &mut [f32]) {
     #[inline(always)]
     fn map(a: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
         for (o, &x) in out.iter_mut().zip(a) {
@@ -189,6 +191,26 @@ pub(super) fn binary(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut
     })
 }
 
+/// Max and Min propagate a NaN in either operand's first position, as numpy's and ONNX
+/// Runtime's do.
+#[inline(always)]
+fn max_nan(x: f32, y: f32) -> f32 {
+    if x.is_nan() || x > y {
+        x
+    } else {
+        y
+    }
+}
+
+#[inline(always)]
+fn min_nan(x: f32, y: f32) -> f32 {
+    if x.is_nan() || x < y {
+        x
+    } else {
+        y
+    }
+}
+
 #[inline(always)]
 fn binary_loops(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32]) {
     match op {
@@ -196,20 +218,27 @@ fn binary_loops(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32
         Binary::Sub => zip(walk, a, b, out, |x, y| x - y),
         Binary::Mul => zip(walk, a, b, out, |x, y| x * y),
         Binary::Div => zip(walk, a, b, out, |x, y| x / y),
-        Binary::Max => zip(
-            walk,
-            a,
-            b,
-            out,
-            |x, y| if x.is_nan() || x > y { x } else { y },
-        ),
-        Binary::Min => zip(
-            walk,
-            a,
-            b,
-            out,
-            |x, y| if x.is_nan() || x < y { x } else { y },
-        ),
+        Binary::Max => zip(walk, a, b, out, max_nan),
+        Binary::Min => zip(walk, a, b, out, min_nan),
+    }
+}
+
+/// `out[i] = a[i] op b[i]` over slices of one length, as compiled into the caller.
+#[inline(always)]
+pub(super) fn binary_slices(op: Binary, a: &[f32], b: &[f32], out: &mut [f32]) {
+    #[inline(always)]
+    fn map2(a: &[f32], b: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32) {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    }
+    match op {
+        Binary::Add => map2(a, b, out, |x, y| x + y),
+        Binary::Sub => map2(a, b, out, |x, y| x - y),
+        Binary::Mul => map2(a, b, out, |x, y| x * y),
+        Binary::Div => map2(a, b, out, |x, y| x / y),
+        Binary::Max => map2(a, b, out, max_nan),
+        Binary::Min => map2(a, b, out, min_nan),
     }
 }
 

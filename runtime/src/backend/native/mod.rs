@@ -6,6 +6,8 @@
 //! few common neighbours) and answers a clear error naming the first operator it does not.
 
 mod elementwise;
+mod fused;
+mod fusion;
 mod graph;
 mod linear;
 mod plan;

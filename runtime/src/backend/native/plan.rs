@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::elementwise::{Binary, Unary};
+use super::fusion::{fuse, Elementwise};
 use super::graph::{decode, Graph, Konst, Node, Source};
 use super::linear::{Conv2d, MatMul};
 use super::reduce::Reduce;
@@ -32,11 +33,14 @@ enum At {
 struct Scratch {
     buffers: Vec<Vec<f32>>,
     work: Vec<f32>,
+    /// The output buffers of the step running.
+    outs: Vec<Vec<f32>>,
 }
 
 /// A graph ready to run at one batch size.
 pub(super) struct Plan {
-    steps: Vec<(Step, usize)>,
+    /// Each step and the buffers it writes.
+    steps: Vec<(Step, Vec<usize>)>,
     /// Length of each buffer.
     sizes: Vec<usize>,
     /// The buffer each fed input is copied to (`None`: the outputs do not read it).
@@ -53,6 +57,7 @@ impl Plan {
         let mut b = Builder {
             vals: vec![None; graph.sources.len()],
             steps: Vec::new(),
+            elementwise: Vec::new(),
             sizes: Vec::new(),
         };
         let mut inputs = vec![None; fed.len()];
@@ -85,7 +90,15 @@ impl Plan {
                 NativeError::Graph(format!("output `{}` is not a float tensor", graph.names[o]))
             })?);
         }
-        Ok(b.assign_buffers(inputs, outputs))
+        let kept: Vec<usize> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Operand::Buffer(v) => Some(*v),
+                Operand::Konst(_) => None,
+            })
+            .collect();
+        let steps = fuse(std::mem::take(&mut b.steps), &b.elementwise, &kept);
+        Ok(assign_buffers(steps, &b.sizes, inputs, outputs))
     }
 
     /// Runs the plan on `inputs` (in fed order, each of its planned size); returns each output.
@@ -105,11 +118,14 @@ impl Plan {
                 s.buffers[*b].copy_from_slice(value);
             }
         }
-        for (step, out) in &self.steps {
-            let mut o = std::mem::take(&mut s.buffers[*out]);
+        for (step, outs) in &self.steps {
+            s.outs
+                .extend(outs.iter().map(|&o| std::mem::take(&mut s.buffers[o])));
             let buffers = &s.buffers;
-            step.run(&|op| read(op, buffers), &mut o, &mut s.work);
-            s.buffers[*out] = o;
+            step.run(&|op| read(op, buffers), &mut s.outs, &mut s.work);
+            for (&o, value) in outs.iter().zip(s.outs.drain(..)) {
+                s.buffers[o] = value;
+            }
         }
         let outputs = self
             .outputs
@@ -142,6 +158,8 @@ struct Builder {
     vals: Vec<Option<Val>>,
     /// Steps and their (virtual) output buffers.
     steps: Vec<(Step, usize)>,
+    /// For each step, its shape and operand strides when it is elementwise (for fusion).
+    elementwise: Vec<Option<Elementwise>>,
     /// Length of each virtual buffer.
     sizes: Vec<usize>,
 }
@@ -185,22 +203,37 @@ impl Builder {
     }
 
     /// A step's output: computed now when it reads only constants, else scheduled.
-    fn emit(&mut self, mut step: Step, shape: Vec<usize>) -> Val {
+    fn emit(&mut self, step: Step, shape: Vec<usize>) -> Val {
+        self.emit_elementwise(step, shape, None)
+    }
+
+    /// [`Self::emit`] for a unary or binary step, with each operand's strides over `shape`.
+    fn emit_elementwise(
+        &mut self,
+        step: Step,
+        shape: Vec<usize>,
+        strides: Option<Vec<Vec<isize>>>,
+    ) -> Val {
         let len = shape.iter().product();
         let constant = step
-            .operands_mut()
+            .operands()
             .iter()
             .all(|o| matches!(o, Operand::Konst(_)));
         if constant {
-            let mut out = vec![0.0; len];
+            let mut out = [vec![0.0; len]];
             let mut work = vec![0.0; step.workspace()];
             step.run(&|op| read(op, &[]), &mut out, &mut work);
+            let [out] = out;
             return Val {
                 shape,
                 at: At::Konst(Konst::F32(Arc::new(out))),
             };
         }
         let v = self.buffer(len);
+        self.elementwise.push(strides.map(|strides| Elementwise {
+            shape: shape.clone(),
+            strides,
+        }));
         self.steps.push((step, v));
         Val {
             shape,
@@ -235,7 +268,8 @@ impl Builder {
         if let Some(op) = Unary::from_onnx(&node.op) {
             let a = self.input(node, 0)?;
             let step = Step::Unary { op, a: operand(a)? };
-            return Ok(self.emit(step, a.shape.clone()));
+            let natural = natural_strides(&a.shape);
+            return Ok(self.emit_elementwise(step, a.shape.clone(), Some(vec![natural])));
         }
         if let Some(op) = Binary::from_onnx(&node.op) {
             let mut acc = self.input(node, 0)?.clone();
@@ -394,7 +428,7 @@ impl Builder {
             b: operand(b)?,
             walk,
         };
-        Ok(self.emit(step, shape))
+        Ok(self.emit_elementwise(step, shape, Some(vec![sa, sb])))
     }
 
     fn slice(&mut self, node: &Node) -> Result<Val, NativeError> {
@@ -742,81 +776,88 @@ impl Builder {
         };
         Ok(self.emit(step, shape))
     }
+}
 
-    /// Gives the virtual buffers real ones: a buffer is reused once the value in it is dead
-    /// (after its last reader), by the next value of the same length.
-    fn assign_buffers(self, inputs: Vec<Option<usize>>, outputs: Vec<Operand>) -> Plan {
-        const FOREVER: usize = usize::MAX;
-        let mut last = vec![None::<usize>; self.sizes.len()];
-        let mut steps = self.steps;
-        for (i, (step, _)) in steps.iter_mut().enumerate() {
-            for o in step.operands_mut() {
-                if let Operand::Buffer(v) = o {
-                    last[*v] = Some(i);
-                }
-            }
-        }
-        for o in &outputs {
+/// Gives the virtual buffers (lengths `sizes`) real ones: a buffer is reused once the value in it
+/// is dead (after its last reader), by the next value of the same length.
+fn assign_buffers(
+    mut steps: Vec<(Step, Vec<usize>)>,
+    sizes: &[usize],
+    inputs: Vec<Option<usize>>,
+    outputs: Vec<Operand>,
+) -> Plan {
+    const FOREVER: usize = usize::MAX;
+    let mut last = vec![None::<usize>; sizes.len()];
+    for (i, (step, _)) in steps.iter().enumerate() {
+        for o in step.operands() {
             if let Operand::Buffer(v) = o {
-                last[*v] = Some(FOREVER);
+                last[*v] = Some(i);
             }
         }
-        let mut real = vec![usize::MAX; self.sizes.len()];
-        let mut sizes = Vec::new();
-        let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
-        let take = |len: usize, sizes: &mut Vec<usize>, free: &mut HashMap<usize, Vec<usize>>| {
-            free.get_mut(&len).and_then(Vec::pop).unwrap_or_else(|| {
-                sizes.push(len);
-                sizes.len() - 1
+    }
+    for o in &outputs {
+        if let Operand::Buffer(v) = o {
+            last[*v] = Some(FOREVER);
+        }
+    }
+    let mut real = vec![usize::MAX; sizes.len()];
+    let mut lengths = Vec::new();
+    let mut free: HashMap<usize, Vec<usize>> = HashMap::new();
+    let take = |len: usize, lengths: &mut Vec<usize>, free: &mut HashMap<usize, Vec<usize>>| {
+        free.get_mut(&len).and_then(Vec::pop).unwrap_or_else(|| {
+            lengths.push(len);
+            lengths.len() - 1
+        })
+    };
+    for v in inputs.iter().flatten() {
+        real[*v] = take(sizes[*v], &mut lengths, &mut free);
+    }
+    let inputs = inputs
+        .iter()
+        .map(|v| v.filter(|v| last[*v].is_some()).map(|v| real[v]))
+        .collect();
+    for (i, (step, outs)) in steps.iter().enumerate() {
+        // Outputs take their buffers before the step's dead inputs give theirs back: a step
+        // never writes a buffer it reads.
+        for &out in outs {
+            real[out] = take(sizes[out], &mut lengths, &mut free);
+        }
+        let mut dead: Vec<usize> = step
+            .operands()
+            .into_iter()
+            .filter_map(|o| match o {
+                Operand::Buffer(v) if last[*v] == Some(i) => Some(*v),
+                _ => None,
             })
-        };
-        for v in inputs.iter().flatten() {
-            real[*v] = take(self.sizes[*v], &mut sizes, &mut free);
-        }
-        let inputs = inputs
-            .iter()
-            .map(|v| v.filter(|v| last[*v].is_some()).map(|v| real[v]))
             .collect();
-        for (i, (step, out)) in steps.iter_mut().enumerate() {
-            let out = *out;
-            real[out] = take(self.sizes[out], &mut sizes, &mut free);
-            let mut dead: Vec<usize> = step
-                .operands_mut()
-                .into_iter()
-                .filter_map(|o| match o {
-                    Operand::Buffer(v) if last[*v] == Some(i) => Some(*v),
-                    _ => None,
-                })
-                .collect();
-            if last[out].is_none() {
-                dead.push(out);
-            }
-            dead.sort_unstable();
-            dead.dedup();
-            for v in dead {
-                free.entry(self.sizes[v]).or_default().push(real[v]);
-            }
+        dead.extend(outs.iter().filter(|&&o| last[o].is_none()));
+        dead.sort_unstable();
+        dead.dedup();
+        for v in dead {
+            free.entry(sizes[v]).or_default().push(real[v]);
         }
-        let remap = |o: &mut Operand| {
-            if let Operand::Buffer(v) = o {
-                *v = real[*v];
-            }
-        };
-        for (step, out) in &mut steps {
-            step.operands_mut().into_iter().for_each(remap);
+    }
+    let remap = |o: &mut Operand| {
+        if let Operand::Buffer(v) = o {
+            *v = real[*v];
+        }
+    };
+    for (step, outs) in &mut steps {
+        step.operands_mut().into_iter().for_each(remap);
+        for out in outs {
             *out = real[*out];
         }
-        let mut outputs = outputs;
-        outputs.iter_mut().for_each(remap);
-        let workspace = steps.iter().map(|(s, _)| s.workspace()).max().unwrap_or(0);
-        Plan {
-            steps,
-            sizes,
-            inputs,
-            outputs,
-            workspace,
-            idle: Mutex::new(Vec::new()),
-        }
+    }
+    let mut outputs = outputs;
+    outputs.iter_mut().for_each(remap);
+    let workspace = steps.iter().map(|(s, _)| s.workspace()).max().unwrap_or(0);
+    Plan {
+        steps,
+        sizes: lengths,
+        inputs,
+        outputs,
+        workspace,
+        idle: Mutex::new(Vec::new()),
     }
 }
 
@@ -859,4 +900,95 @@ fn reshaped(from: &[usize], target: &[i64], allowzero: bool) -> Result<Vec<usize
         return Err(bad());
     }
     Ok(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::onnx_proto as pb;
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
+        pb::NodeProto {
+            op_type: op.into(),
+            name: output.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    fn constant(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
+        pb::TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type: pb::tensor_proto::DataType::Float as i32,
+            float_data: values,
+            ..Default::default()
+        }
+    }
+
+    /// A dense layer with SiLU and two more elementwise operators fuse into one step that
+    /// writes only what is read after it; a per-row scale (broadcast along the inner axis) stays
+    /// a step of its own. The outputs are those of the operators one by one.
+    #[test]
+    fn elementwise_chains_fuse_and_compute_what_their_operators_compute() {
+        let w: Vec<f32> = (0..9).map(|i| (i as f32 * 0.7).sin()).collect();
+        let bias = vec![0.1, -0.2, 0.3];
+        let graph = pb::GraphProto {
+            node: vec![
+                node("ReduceSum", &["x", "axes"], "r"),
+                node("MatMul", &["x", "w"], "mm"),
+                node("Add", &["mm", "b"], "z"),
+                node("Sigmoid", &["z"], "s"),
+                node("Mul", &["z", "s"], "y"),
+                node("Mul", &["y", "x"], "g"),
+                node("Sub", &["g", "s"], "h"),
+                node("Mul", &["h", "r"], "q"),
+            ],
+            initializer: vec![
+                constant("w", &[3, 3], w.clone()),
+                constant("b", &[3], bias.clone()),
+                pb::TensorProto {
+                    name: "axes".into(),
+                    dims: vec![1],
+                    data_type: pb::tensor_proto::DataType::Int64 as i32,
+                    int64_data: vec![1],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let g = Graph::read(&graph, &["x"], &["y", "q"]).unwrap();
+        let rows = 5;
+        let plan = Plan::build(&g, &[vec![rows, 3]]).unwrap();
+        let kinds: Vec<&str> = plan
+            .steps
+            .iter()
+            .map(|(s, _)| match s {
+                Step::Reduce { .. } => "reduce",
+                Step::MatMul { .. } => "matmul",
+                Step::Fused { .. } => "fused",
+                Step::Binary { .. } => "binary",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["reduce", "matmul", "fused", "binary"]);
+        // The chain stores y (an output) and h (read by the scale), not z, s or g.
+        assert_eq!(plan.steps[2].1.len(), 2);
+
+        let x: Vec<f32> = (0..rows * 3).map(|i| (i as f32 * 0.37).cos()).collect();
+        let out = plan.run(&[&x]);
+        for n in 0..rows {
+            let r: f32 = x[n * 3..n * 3 + 3].iter().sum();
+            for j in 0..3 {
+                let mm: f32 = (0..3).map(|k| x[n * 3 + k] * w[k * 3 + j]).sum();
+                let z = mm + bias[j];
+                let s = 1.0 / (1.0 + (-z).exp());
+                let y = z * s;
+                let q = (y * x[n * 3 + j] - s) * r;
+                assert!((out[0][n * 3 + j] - y).abs() < 1e-6, "y[{n}, {j}]");
+                assert!((out[1][n * 3 + j] - q).abs() < 1e-5, "q[{n}, {j}]");
+            }
+        }
+    }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::elementwise::{binary, unary, Binary, Unary};
+use super::fused::{Fused, MAX_LEAVES};
 use super::linear::{Conv2d, MatMul};
 use super::reduce::{reduce, Reduce};
 use super::walk::{copy, Walk};
@@ -50,6 +51,12 @@ pub(super) enum Step {
         bias: Option<Operand>,
         geometry: Conv2d,
     },
+    /// A chain of elementwise operators in one pass, writing one buffer per value read outside
+    /// the chain.
+    Fused {
+        leaves: Vec<Operand>,
+        kernel: Fused,
+    },
     /// A reduction, after an optional transpose of the input into the workspace.
     Reduce {
         op: Reduce,
@@ -61,11 +68,32 @@ pub(super) enum Step {
 
 impl Step {
     /// Every operand the step reads.
+    pub fn operands(&self) -> Vec<&Operand> {
+        match self {
+            Step::Unary { a, .. } | Step::Reduce { a, .. } => vec![a],
+            Step::Binary { a, b, .. } | Step::MatMul { a, b, .. } => vec![a, b],
+            Step::Copy { parts, .. } => parts.iter().map(|(o, _)| o).collect(),
+            Step::Fused { leaves, .. } => leaves.iter().collect(),
+            Step::Conv {
+                x, kernel, bias, ..
+            }
+            | Step::ConvTranspose {
+                x, kernel, bias, ..
+            } => {
+                let mut v = vec![x, kernel];
+                v.extend(bias.as_ref());
+                v
+            }
+        }
+    }
+
+    /// Every operand the step reads, to rename buffers.
     pub fn operands_mut(&mut self) -> Vec<&mut Operand> {
         match self {
             Step::Unary { a, .. } | Step::Reduce { a, .. } => vec![a],
             Step::Binary { a, b, .. } | Step::MatMul { a, b, .. } => vec![a, b],
             Step::Copy { parts, .. } => parts.iter_mut().map(|(o, _)| o).collect(),
+            Step::Fused { leaves, .. } => leaves.iter_mut().collect(),
             Step::Conv {
                 x, kernel, bias, ..
             }
@@ -89,18 +117,28 @@ impl Step {
             Step::Reduce {
                 gather: Some(w), ..
             } => w.len(),
+            Step::Fused { kernel, .. } => kernel.workspace(),
             _ => 0,
         }
     }
 
-    /// Computes the output; `read` resolves operands.
+    /// Computes the outputs (one, but for [`Step::Fused`]); `read` resolves operands.
     pub fn run<'a>(
         &'a self,
         read: &impl Fn(&'a Operand) -> &'a [f32],
-        out: &mut [f32],
+        outs: &mut [Vec<f32>],
         work: &mut [f32],
     ) {
+        if let Step::Fused { leaves, kernel } = self {
+            let mut at: [&[f32]; MAX_LEAVES] = [&[]; MAX_LEAVES];
+            for (slot, leaf) in at.iter_mut().zip(leaves) {
+                *slot = read(leaf);
+            }
+            return kernel.run(&at[..leaves.len()], outs, work);
+        }
+        let out = outs[0].as_mut_slice();
         match self {
+            Step::Fused { .. } => unreachable!("run above"),
             Step::Unary { op, a } => unary(*op, read(a), out),
             Step::Binary { op, a, b, walk } => binary(*op, walk, read(a), read(b), out),
             Step::Copy { parts, fill } => {

@@ -47,6 +47,18 @@ impl<const K: usize> Walk<K> {
         }
     }
 
+    /// Whether operand `k` steps exactly as operand `l` does along every axis of the walk (the
+    /// two are laid out alike, so their rows are equally contiguous).
+    pub fn steps_alike(&self, k: usize, l: usize) -> bool {
+        self.inner_strides[k] == self.inner_strides[l]
+            && self.outer.iter().all(|(_, s)| s[k] == s[l])
+    }
+
+    /// Whether operand `k` reads the same values on every row (it repeats along the outer axes).
+    pub fn repeats_rows(&self, k: usize) -> bool {
+        self.outer.iter().all(|(_, s)| s[k] == 0)
+    }
+
     /// Elements visited.
     pub fn len(&self) -> usize {
         self.inner * self.outer.iter().map(|a| a.0).product::<usize>()
