@@ -250,6 +250,71 @@ impl Conv2d {
         }
     }
 
+    /// The patch matrix `[patch_rows, ho·wo]` of one image and group (`image`: its channels).
+    fn im2col(&self, image: &[f32], cols: &mut [f32]) {
+        if self.stride == [1, 1] && self.dilation == [1, 1] && self.wo == self.w {
+            return self.shifted_patches(image, cols);
+        }
+        let ohw = self.ho * self.wo;
+        cols.fill(0.0);
+        self.patches(|row, o, i, len, step| {
+            let dst = &mut cols[row * ohw + o..][..len];
+            if step == 1 {
+                dst.copy_from_slice(&image[i..i + len]);
+            } else {
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = image[i + j * step];
+                }
+            }
+        });
+    }
+
+    /// [`Self::im2col`] for stride 1, dilation 1 and an output as wide as the input (the
+    /// usual "same" padding): each patch row is its channel shifted by one offset, so it is
+    /// one copy of whole rows, after which the pixels that fall in the padding are zeroed (in
+    /// the copy they read the neighbouring row's pixels).
+    fn shifted_patches(&self, image: &[f32], cols: &mut [f32]) {
+        let (h, w, ho, wo) = (self.h as isize, self.w as isize, self.ho, self.wo);
+        let (hw, ohw) = (self.h * self.w, ho * wo);
+        for ch in 0..self.c / self.group {
+            let plane = &image[ch * hw..(ch + 1) * hw];
+            for ki in 0..self.kh {
+                for kj in 0..self.kw {
+                    let row = (ch * self.kh + ki) * self.kw + kj;
+                    let dst = &mut cols[row * ohw..(row + 1) * ohw];
+                    // Output pixel (oy, ox) reads input pixel (oy + dy, ox + dx).
+                    let (dy, dx) = (
+                        ki as isize - self.pad[0] as isize,
+                        kj as isize - self.pad[1] as isize,
+                    );
+                    // Output rows [a, b) read rows inside the image.
+                    let a = (-dy).clamp(0, ho as isize) as usize;
+                    let b = (h - dy).clamp(a as isize, ho as isize) as usize;
+                    dst[..a * wo].fill(0.0);
+                    dst[b * wo..].fill(0.0);
+                    // With wo = w, output index p reads plane index p + shift; the ends
+                    // clipped to the plane lie in padding columns, zeroed below.
+                    let shift = dy * w + dx;
+                    let lo = ((a * wo) as isize).max(-shift);
+                    let hi = ((b * wo) as isize).min(hw as isize - shift);
+                    if lo < hi {
+                        dst[lo as usize..hi as usize]
+                            .copy_from_slice(&plane[(lo + shift) as usize..(hi + shift) as usize]);
+                    }
+                    // Output columns [left, right) read columns inside the image.
+                    let left = (-dx).clamp(0, wo as isize) as usize;
+                    let right = (w - dx).clamp(left as isize, wo as isize) as usize;
+                    if left > 0 || right < wo {
+                        for r in dst[a * wo..b * wo].chunks_exact_mut(wo) {
+                            r[..left].fill(0.0);
+                            r[right..].fill(0.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Conv: `x [batch, c, h, w]`, `kernel [m, c/group, kh, kw]`, optional `bias [m]` →
     /// `out [batch, m, ho, wo]`.
     pub fn forward(
@@ -269,17 +334,7 @@ impl Conv2d {
                     image
                 } else {
                     let cols = &mut work[..rows * ohw];
-                    cols.fill(0.0);
-                    self.patches(|row, o, i, len, step| {
-                        let dst = &mut cols[row * ohw + o..][..len];
-                        if step == 1 {
-                            dst.copy_from_slice(&image[i..i + len]);
-                        } else {
-                            for (j, d) in dst.iter_mut().enumerate() {
-                                *d = image[i + j * step];
-                            }
-                        }
-                    });
+                    self.im2col(image, cols);
                     cols
                 };
                 let y = &mut out[(n * self.m + g * mg) * ohw..][..mg * ohw];
@@ -406,6 +461,44 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The one-copy patch matrix for stride-1 "same"-width convolutions equals the general one,
+    /// for odd and even kernels, padding that leaves the height unchanged, shrinks or grows it.
+    #[test]
+    fn shifted_patches_equal_the_general_patch_matrix() {
+        for (h, w, k, pad_top, pad_left, ho) in [
+            (5, 5, 3, 1, 1, 5),
+            (4, 6, 5, 2, 2, 4),
+            (3, 7, 3, 0, 1, 1),
+            (3, 4, 2, 1, 0, 4),
+            (2, 3, 3, 2, 1, 4),
+        ] {
+            let g = Conv2d {
+                batch: 1,
+                group: 1,
+                c: 2,
+                h,
+                w,
+                m: 1,
+                ho,
+                wo: w,
+                kh: k,
+                kw: k,
+                stride: [1, 1],
+                dilation: [1, 1],
+                pad: [pad_top, pad_left],
+            };
+            let image = values(g.c * h * w, 0.3);
+            let mut fast = vec![f32::NAN; g.workspace()];
+            g.shifted_patches(&image, &mut fast);
+            let mut general = vec![f32::NAN; g.workspace()];
+            general.fill(0.0);
+            g.patches(|row, o, i, len, _| {
+                general[row * ho * w + o..][..len].copy_from_slice(&image[i..i + len])
+            });
+            assert_eq!(fast, general, "{h}x{w} kernel {k} pad {pad_top},{pad_left}");
+        }
     }
 
     #[test]
