@@ -2,7 +2,7 @@
 """vpfb's runtime against onnxruntime-python on the shipped models, each pair timed in the same run
 (this machine is shared and noisy: the ratios mean something, the absolute times less so).
 
-    cargo build --release -p vpfb-cli                      # tract
+    cargo build --release -p vpfb-cli                      # the native evaluator
     cargo build -p vpfb-cli --features ort                 # optional: the ort backend too (its
                                                            # time is spent in libonnxruntime)
     python3 -m pip install onnx onnxruntime numpy
