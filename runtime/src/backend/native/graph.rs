@@ -276,10 +276,15 @@ pub(super) fn decode(t: &pb::TensorProto) -> Result<(Vec<usize>, Konst), NativeE
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
+    /// A one-output node named after its output (shared with the plan's tests).
+    pub(in crate::backend::native) fn node(
+        op: &str,
+        inputs: &[&str],
+        output: &str,
+    ) -> pb::NodeProto {
         pb::NodeProto {
             op_type: op.into(),
             name: output.into(),

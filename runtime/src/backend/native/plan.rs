@@ -905,17 +905,8 @@ fn reshaped(from: &[usize], target: &[i64], allowzero: bool) -> Result<Vec<usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::native::graph::tests::node;
     use crate::onnx_proto as pb;
-
-    fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
-        pb::NodeProto {
-            op_type: op.into(),
-            name: output.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            ..Default::default()
-        }
-    }
 
     fn constant(name: &str, dims: &[i64], values: Vec<f32>) -> pb::TensorProto {
         pb::TensorProto {
