@@ -5,9 +5,10 @@
 //! most [`MAX_LEAVES`] inputs. Only steps whose other inputs are cheap to read in blocks take
 //! part: laid out like the output, repeated along leading axes (a bias), or a scalar. A step
 //! that broadcasts along inner axes (a per-channel scale over `[N, C, H, W]`) runs faster alone,
-//! with its own broadcasting loop, than gathered into a chain's blocks (measured on the UNet). Any other step that reads a chain's value closes the chain. A chain
-//! runs where its last member was, so every value it computes exists before anything outside it
-//! reads it, and every input it reads was computed before the member that reads it.
+//! with its own broadcasting loop, than gathered into a chain's blocks (measured on the UNet).
+//! Any other step that reads a chain's value closes the chain. A chain runs where its last member
+//! was, so every value it computes exists before anything outside it reads it, and every input it
+//! reads was computed before the member that reads it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -76,8 +77,10 @@ pub(super) fn fuse(
                 c
             }
             (None, Some(e)) => {
+                let shape = squeezed(&e.shape);
+                open.insert(shape.clone(), chains.len());
                 let fresh = Chain {
-                    shape: squeezed(&e.shape),
+                    shape,
                     members: Vec::new(),
                     values: Vec::new(),
                     leaves: Vec::new(),
@@ -85,7 +88,6 @@ pub(super) fn fuse(
                 };
                 let leaves = grown(&fresh, &reads, e).expect("one step has at most two leaves");
                 chains.push(Chain { leaves, ..fresh });
-                open.insert(squeezed(&e.shape), chains.len() - 1);
                 chains.len() - 1
             }
             (None, None) => continue,
