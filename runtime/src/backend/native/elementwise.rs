@@ -69,7 +69,7 @@ impl Binary {
 /// `a·b + c`, fused where the code is compiled for FMA (`FMA`), else two operations (a fused
 /// multiply-add without the instruction is a slow library call).
 #[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+pub(super) fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA {
         a.mul_add(b, c)
     } else {

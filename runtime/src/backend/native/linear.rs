@@ -1,6 +1,7 @@
-//! Matrix products and convolutions, all through one single-precision GEMM (the `gemm` crate:
-//! pure Rust, kernels chosen at run time for AVX2/FMA or SSE on x86-64 and NEON on aarch64,
-//! without packing overhead for the small products our graphs are made of).
+//! Matrix products and the convolutions that are matrix products (1×1, im2col, transposed),
+//! through one single-precision GEMM (the `gemm` crate: pure Rust, kernels chosen at run time
+//! for AVX2/FMA or SSE on x86-64 and NEON on aarch64). Stride-1 "same" convolutions take the
+//! direct path of `direct_conv.rs`.
 
 use super::NativeError;
 
@@ -194,10 +195,13 @@ impl Conv2d {
         self.c / self.group * self.kh * self.kw
     }
 
-    /// Workspace floats for the patches of one image and group.
+    /// Workspace floats of [`Conv2d::forward`]: the direct path's planes and output grid, or the
+    /// patch matrix of one image and group.
     pub fn workspace(&self) -> usize {
         if self.is_pointwise() {
             0
+        } else if self.is_shifted() {
+            self.direct_workspace()
         } else {
             self.patch_rows() * self.ho * self.wo
         }
@@ -252,9 +256,6 @@ impl Conv2d {
 
     /// The patch matrix `[patch_rows, ho·wo]` of one image and group (`image`: its channels).
     fn im2col(&self, image: &[f32], cols: &mut [f32]) {
-        if self.stride == [1, 1] && self.dilation == [1, 1] && self.wo == self.w {
-            return self.shifted_patches(image, cols);
-        }
         let ohw = self.ho * self.wo;
         cols.fill(0.0);
         self.patches(|row, o, i, len, step| {
@@ -269,52 +270,6 @@ impl Conv2d {
         });
     }
 
-    /// [`Self::im2col`] for stride 1, dilation 1 and an output as wide as the input (the
-    /// usual "same" padding): each patch row is its channel shifted by one offset, so it is
-    /// one copy of whole rows, after which the pixels that fall in the padding are zeroed (in
-    /// the copy they read the neighbouring row's pixels).
-    fn shifted_patches(&self, image: &[f32], cols: &mut [f32]) {
-        let (h, w, ho, wo) = (self.h as isize, self.w as isize, self.ho, self.wo);
-        let (hw, ohw) = (self.h * self.w, ho * wo);
-        for ch in 0..self.c / self.group {
-            let plane = &image[ch * hw..(ch + 1) * hw];
-            for ki in 0..self.kh {
-                for kj in 0..self.kw {
-                    let row = (ch * self.kh + ki) * self.kw + kj;
-                    let dst = &mut cols[row * ohw..(row + 1) * ohw];
-                    // Output pixel (oy, ox) reads input pixel (oy + dy, ox + dx).
-                    let (dy, dx) = (
-                        ki as isize - self.pad[0] as isize,
-                        kj as isize - self.pad[1] as isize,
-                    );
-                    // Output rows [a, b) read rows inside the image.
-                    let a = (-dy).clamp(0, ho as isize) as usize;
-                    let b = (h - dy).clamp(a as isize, ho as isize) as usize;
-                    dst[..a * wo].fill(0.0);
-                    dst[b * wo..].fill(0.0);
-                    // With wo = w, output index p reads plane index p + shift; the ends
-                    // clipped to the plane lie in padding columns, zeroed below.
-                    let shift = dy * w + dx;
-                    let lo = ((a * wo) as isize).max(-shift);
-                    let hi = ((b * wo) as isize).min(hw as isize - shift);
-                    if lo < hi {
-                        dst[lo as usize..hi as usize]
-                            .copy_from_slice(&plane[(lo + shift) as usize..(hi + shift) as usize]);
-                    }
-                    // Output columns [left, right) read columns inside the image.
-                    let left = (-dx).clamp(0, wo as isize) as usize;
-                    let right = (w - dx).clamp(left as isize, wo as isize) as usize;
-                    if left > 0 || right < wo {
-                        for r in dst[a * wo..b * wo].chunks_exact_mut(wo) {
-                            r[..left].fill(0.0);
-                            r[right..].fill(0.0);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// Conv: `x [batch, c, h, w]`, `kernel [m, c/group, kh, kw]`, optional `bias [m]` →
     /// `out [batch, m, ho, wo]`.
     pub fn forward(
@@ -325,6 +280,9 @@ impl Conv2d {
         out: &mut [f32],
         work: &mut [f32],
     ) {
+        if self.is_shifted() {
+            return self.direct_forward(x, kernel, bias, out, work);
+        }
         let (cg, mg) = (self.c / self.group, self.m / self.group);
         let (hw, ohw, rows) = (self.h * self.w, self.ho * self.wo, self.patch_rows());
         for n in 0..self.batch {
@@ -431,14 +389,16 @@ mod tests {
     }
 
     /// The definition, one output element at a time.
-    fn direct(g: &Conv2d, x: &[f32], k: &[f32]) -> Vec<f32> {
+    fn direct(g: &Conv2d, x: &[f32], k: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+        let (cg, mg) = (g.c / g.group, g.m / g.group);
         let mut out = vec![0.0; g.batch * g.m * g.ho * g.wo];
         for n in 0..g.batch {
             for m in 0..g.m {
                 for oy in 0..g.ho {
                     for ox in 0..g.wo {
-                        let mut s = 0.0;
-                        for c in 0..g.c {
+                        let mut s = bias.map_or(0.0, |b| b[m]);
+                        for ci in 0..cg {
+                            let c = m / mg * cg + ci;
                             for i in 0..g.kh {
                                 for j in 0..g.kw {
                                     let y = (oy * g.stride[0] + i) as isize - g.pad[0] as isize;
@@ -450,7 +410,7 @@ mod tests {
                                     {
                                         s += x[((n * g.c + c) * g.h + y as usize) * g.w
                                             + xx as usize]
-                                            * k[((m * g.c + c) * g.kh + i) * g.kw + j];
+                                            * k[((m * cg + ci) * g.kh + i) * g.kw + j];
                                     }
                                 }
                             }
@@ -463,41 +423,46 @@ mod tests {
         out
     }
 
-    /// The one-copy patch matrix for stride-1 "same"-width convolutions equals the general one,
-    /// for odd and even kernels, padding that leaves the height unchanged, shrinks or grows it.
+    /// Stride-1 "same"-width convolutions take the direct path (no patch matrix). It computes
+    /// the definition for odd, even and one-row kernels; padding that keeps, shrinks or grows
+    /// the height; output channels that do not fill a tile; groups, batches and a bias.
     #[test]
-    fn shifted_patches_equal_the_general_patch_matrix() {
-        for (h, w, k, pad_top, pad_left, ho) in [
-            (5, 5, 3, 1, 1, 5),
-            (4, 6, 5, 2, 2, 4),
-            (3, 7, 3, 0, 1, 1),
-            (3, 4, 2, 1, 0, 4),
-            (2, 3, 3, 2, 1, 4),
+    fn the_direct_path_matches_the_definition() {
+        for (batch, group, c, m, h, w, (kh, kw), (top, left), ho) in [
+            (1, 1, 2, 3, 5, 5, (3, 3), (1, 1), 5),
+            (2, 1, 3, 4, 6, 7, (3, 3), (1, 1), 6),
+            (1, 1, 1, 6, 4, 6, (5, 5), (2, 2), 4),
+            (1, 2, 4, 10, 3, 7, (3, 3), (0, 1), 1),
+            (2, 1, 2, 5, 3, 4, (2, 2), (1, 0), 4),
+            (1, 1, 3, 1, 2, 3, (3, 3), (2, 1), 4),
+            (1, 1, 2, 2, 9, 19, (1, 3), (0, 1), 9),
         ] {
             let g = Conv2d {
-                batch: 1,
-                group: 1,
-                c: 2,
+                batch,
+                group,
+                c,
                 h,
                 w,
-                m: 1,
+                m,
                 ho,
                 wo: w,
-                kh: k,
-                kw: k,
+                kh,
+                kw,
                 stride: [1, 1],
                 dilation: [1, 1],
-                pad: [pad_top, pad_left],
+                pad: [top, left],
             };
-            let image = values(g.c * h * w, 0.3);
-            let mut fast = vec![f32::NAN; g.workspace()];
-            g.shifted_patches(&image, &mut fast);
-            let mut general = vec![f32::NAN; g.workspace()];
-            general.fill(0.0);
-            g.patches(|row, o, i, len, _| {
-                general[row * ho * w + o..][..len].copy_from_slice(&image[i..i + len])
-            });
-            assert_eq!(fast, general, "{h}x{w} kernel {k} pad {pad_top},{pad_left}");
+            assert!(g.is_shifted());
+            let x = values(batch * c * h * w, 0.1);
+            let k = values(m * c / group * kh * kw, 0.7);
+            let bias = values(m, 2.0);
+            let mut work = vec![f32::NAN; g.workspace()];
+            let mut y = vec![f32::NAN; batch * m * ho * w];
+            g.forward(&x, &k, Some(&bias), &mut y, &mut work);
+            let want = direct(&g, &x, &k, Some(&bias));
+            for (a, b) in y.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{g:?}: {a} vs {b}");
+            }
         }
     }
 
@@ -510,7 +475,7 @@ mod tests {
             let mut work = vec![0.0; g.workspace().max(g.patch_rows() * g.ho * g.wo)];
             let mut y = vec![0.0; g.batch * g.m * g.ho * g.wo];
             g.forward(&x, &k, None, &mut y, &mut work);
-            let want = direct(&g, &x, &k);
+            let want = direct(&g, &x, &k, None);
             for (a, b) in y.iter().zip(&want) {
                 assert!(
                     (a - b).abs() < 1e-5,

@@ -1,10 +1,11 @@
 //! vpfb's own evaluator for the operator set our exporter writes: no graph library, a plan per
-//! batch size (shapes fixed, constants folded, buffers reused), matrix products and convolutions
-//! through one GEMM, elementwise loops the compiler vectorises.
+//! batch size (shapes fixed, constants folded, buffers reused), matrix products through one GEMM,
+//! a direct kernel for "same" convolutions, elementwise loops the compiler vectorises.
 //!
 //! It reads any ONNX file made of the operators it knows (those of docs/model-file.md, plus a
 //! few common neighbours) and answers a clear error naming the first operator it does not.
 
+mod direct_conv;
 mod elementwise;
 mod fused;
 mod fusion;
