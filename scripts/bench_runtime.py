@@ -7,7 +7,7 @@
                                                            # time is spent in libonnxruntime)
     python3 -m pip install onnx onnxruntime numpy
     ORT_DYLIB_PATH=.../onnxruntime/capi/libonnxruntime.so.1.x \\
-    python3 scripts/bench_runtime.py [--repeats 3] [--ort-vpfb target/debug/vpfb]
+    python3 scripts/bench_runtime.py [--repeats 5] [--ort-vpfb target/debug/vpfb]
 
 Measures, one thread each unless stated:
   - MLP (models/moons.onnx): RK4, 4 096 points x 100 steps: `vpfb sample` vs the same RK4 loop
@@ -16,7 +16,10 @@ Measures, one thread each unless stated:
     evaluation throughput at batch 1 and 32 (`vpfb bench`) vs onnxruntime, and 2 threads vs 1;
   - the size of the stripped release binary.
 Both sides compute the same outputs (psi, velocity, dpsi_dt): the contract evaluation.
-A ratio above 1 means vpfb is faster.
+A ratio above 1 means vpfb is faster. Each row alternates the two sides `--repeats` times and
+prints the medians of each side and the median of the per-pair ratios (the ratio printed): on a
+shared machine whose speed drifts by tens of percent within a minute, pairs taken seconds apart
+compare like with like.
 """
 import argparse, os, re, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -106,11 +109,13 @@ def vpfb_throughput(binary, model, batches, threads, seconds, backend):
 
 
 def median_pair(f, g, repeats):
+    """Medians of f() and g() run in turn `repeats` times (interleaved, so both see the same
+    load), and the median of the per-pair ratios f/g, which moves least with the machine's load."""
     a, b = [], []
-    for _ in range(repeats):  # interleaved, so both see the same load
+    for _ in range(repeats):
         a.append(f())
         b.append(g())
-    return statistics.median(a), statistics.median(b)
+    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
 
 
 def main():
@@ -118,38 +123,37 @@ def main():
     ap.add_argument("--vpfb", default="target/release/vpfb")
     ap.add_argument("--ort-vpfb", default=None, help="a vpfb built with --features ort (optional)")
     ap.add_argument("--backend", default="native", help="vpfb's backend: native (default) or tract")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
     a = ap.parse_args()
     rows = []
 
-    def row(what, ours, theirs, unit, higher_is_better):
-        ratio = ours / theirs if higher_is_better else theirs / ours
+    def row(what, ours, theirs, unit, higher_is_better, pair_ratio):
+        ratio = pair_ratio if higher_is_better else 1 / pair_ratio
         rows.append((what, ours, theirs, unit, ratio))
         print(f"{what:<44} vpfb {ours:>10.3f}  onnxruntime {theirs:>10.3f} {unit:<9} ratio {ratio:5.2f}x",
               flush=True)
 
     moons, fm = "models/moons.onnx", "models/fashion-mnist.onnx"
     b = a.backend
-    v, o = median_pair(lambda: vpfb_flow(a.vpfb, moons, 4096, 100, "rk4", backend=b),
-                       lambda: ort_flow(moons, (2,), 4096, 100, "rk4"), a.repeats)
-    row(f"MLP RK4 4096 x 100, 1 thread, {b}", v, o, "s", False)
+    v, o, r = median_pair(lambda: vpfb_flow(a.vpfb, moons, 4096, 100, "rk4", backend=b),
+                          lambda: ort_flow(moons, (2,), 4096, 100, "rk4"), a.repeats)
+    row(f"MLP RK4 4096 x 100, 1 thread, {b}", v, o, "s", False, r)
     if a.ort_vpfb:
-        v, o = median_pair(lambda: vpfb_flow(a.ort_vpfb, moons, 4096, 100, "rk4", backend="ort"),
-                           lambda: ort_flow(moons, (2,), 4096, 100, "rk4"), a.repeats)
-        row("MLP RK4 4096 x 100, 1 thread, vpfb --backend ort", v, o, "s", False)
+        v, o, r = median_pair(lambda: vpfb_flow(a.ort_vpfb, moons, 4096, 100, "rk4", backend="ort"),
+                              lambda: ort_flow(moons, (2,), 4096, 100, "rk4"), a.repeats)
+        row("MLP RK4 4096 x 100, 1 thread, vpfb --backend ort", v, o, "s", False, r)
     u1 = session(fm, 1)
-    v, o = median_pair(lambda: vpfb_flow(a.vpfb, fm, 32, 8, "euler", backend=b),
-                       lambda: ort_flow(fm, (1, 28, 28), 32, 8, "euler"), a.repeats)
-    row(f"UNet 32 images x 8 Euler, 1 thread, {b}", v, o, "s", False)
+    v, o, r = median_pair(lambda: vpfb_flow(a.vpfb, fm, 32, 8, "euler", backend=b),
+                          lambda: ort_flow(fm, (1, 28, 28), 32, 8, "euler"), a.repeats)
+    row(f"UNet 32 images x 8 Euler, 1 thread, {b}", v, o, "s", False, r)
     for n in (1, 32):
-        ours = statistics.median(vpfb_throughput(a.vpfb, fm, [n], 1, a.seconds, b)[n]
-                                 for _ in range(a.repeats))
-        theirs = statistics.median(ort_throughput(u1, (1, 28, 28), n, a.seconds) for _ in range(a.repeats))
-        row(f"UNet evaluation, batch {n}, 1 thread, {b}", ours, theirs, "images/s", True)
-    one = vpfb_throughput(a.vpfb, fm, [32], 1, a.seconds, b)[32]
-    two = vpfb_throughput(a.vpfb, fm, [32], 2, a.seconds, b)[32]
-    print(f"{'UNet evaluation, batch 32: 2 threads / 1':<44} {two / one:5.2f}x ({b})")
+        ours, theirs, r = median_pair(lambda: vpfb_throughput(a.vpfb, fm, [n], 1, a.seconds, b)[n],
+                                      lambda: ort_throughput(u1, (1, 28, 28), n, a.seconds), a.repeats)
+        row(f"UNet evaluation, batch {n}, 1 thread, {b}", ours, theirs, "images/s", True, r)
+    _, _, r = median_pair(lambda: vpfb_throughput(a.vpfb, fm, [32], 2, a.seconds, b)[32],
+                          lambda: vpfb_throughput(a.vpfb, fm, [32], 1, a.seconds, b)[32], a.repeats)
+    print(f"{'UNet evaluation, batch 32: 2 threads / 1':<44} {r:5.2f}x ({b})")
     stripped = os.path.join(tempfile.mkdtemp(), "vpfb")
     shutil.copy(a.vpfb, stripped)
     subprocess.run(["strip", stripped], check=True)

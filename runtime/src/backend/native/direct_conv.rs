@@ -17,9 +17,9 @@ use super::elementwise::madd;
 use super::linear::Conv2d;
 
 /// Output channels per tile.
-const ROWS: usize = 4;
+pub(super) const ROWS: usize = 4;
 /// Consecutive grid pixels per tile: two AVX registers, four NEON registers.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 /// Sizes of one image-and-group's work: its padded planes, packed weights and output grid.
 struct Layout {
@@ -122,7 +122,8 @@ impl Conv2d {
                     for q in (0..l.grid).step_by(LANES) {
                         // SAFETY: each kernel row holds cg·kk weights; the planes hold cg
                         // planes and q + LANES ≤ grid (the grid is whole tiles).
-                        let acc = unsafe { tile::<FMA>(rows, planes.as_ptr(), &l, cg, q) };
+                        let acc =
+                            unsafe { tile::<FMA>(rows, planes.as_ptr(), l.plane, &l.taps, cg, q) };
                         for (r, acc) in acc.iter().enumerate().take(mg - first) {
                             grid[(first + r) * l.grid + q..][..LANES].copy_from_slice(acc);
                         }
@@ -164,27 +165,28 @@ impl Conv2d {
     }
 }
 
-/// One tile: output channels `rows[0..ROWS]` (pointers to their kernel rows, `[c/group, kh,
-/// kw]` each) at grid pixels `q..q + LANES`.
+/// One tile: output channels `rows[0..ROWS]` (pointers to their weights, `[c][tap]` each) at
+/// pixels `q..q + LANES` of `cg` planes `plane` floats apart, tap `t` reading `taps[t]` further
+/// on. With one tap at offset 0 this is a tile of the matrix product `weights · planes`.
 ///
 /// # Safety
-/// Each row pointer must be valid for `cg · taps` reads, and `planes` for `cg` planes of
-/// `l.plane` floats, with `q + LANES ≤ l.grid`.
+/// Each row pointer must be valid for `cg · taps.len()` reads, and `planes` for reads up to
+/// `(cg − 1)·plane + q + max(taps) + LANES`.
 #[inline(always)]
-unsafe fn tile<const FMA: bool>(
+pub(super) unsafe fn tile<const FMA: bool>(
     rows: [*const f32; ROWS],
     planes: *const f32,
-    l: &Layout,
+    plane: usize,
+    taps: &[usize],
     cg: usize,
     q: usize,
 ) -> [[f32; LANES]; ROWS] {
     let mut acc = [[0.0f32; LANES]; ROWS];
-    let taps = l.taps.len();
     for c in 0..cg {
-        let plane = planes.add(c * l.plane + q);
-        for (t, &off) in l.taps.iter().enumerate() {
-            let v = std::ptr::read_unaligned(plane.add(off) as *const [f32; LANES]);
-            let i = c * taps + t;
+        let at = planes.add(c * plane + q);
+        for (t, &off) in taps.iter().enumerate() {
+            let v = std::ptr::read_unaligned(at.add(off) as *const [f32; LANES]);
+            let i = c * taps.len() + t;
             for (acc, row) in acc.iter_mut().zip(rows) {
                 let w = *row.add(i);
                 for (a, &v) in acc.iter_mut().zip(&v) {

@@ -361,7 +361,7 @@ impl Conv2d {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn geometry(stride: usize, pad: usize) -> Conv2d {
@@ -384,12 +384,17 @@ mod tests {
         }
     }
 
-    fn values(n: usize, seed: f32) -> Vec<f32> {
+    pub(in crate::backend::native) fn values(n: usize, seed: f32) -> Vec<f32> {
         (0..n).map(|i| (i as f32 * 0.37 + seed).sin()).collect()
     }
 
     /// The definition, one output element at a time.
-    fn direct(g: &Conv2d, x: &[f32], k: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    pub(in crate::backend::native) fn direct(
+        g: &Conv2d,
+        x: &[f32],
+        k: &[f32],
+        bias: Option<&[f32]>,
+    ) -> Vec<f32> {
         let (cg, mg) = (g.c / g.group, g.m / g.group);
         let mut out = vec![0.0; g.batch * g.m * g.ho * g.wo];
         for n in 0..g.batch {

@@ -15,6 +15,7 @@ mod plan;
 mod reduce;
 mod step;
 mod walk;
+mod winograd;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

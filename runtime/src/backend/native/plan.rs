@@ -766,6 +766,13 @@ impl Builder {
                 bias,
                 geometry,
             }
+        } else if let (true, Operand::Konst(k)) = (geometry.prefers_winograd(), &kernel) {
+            Step::Winograd {
+                kernel: Operand::Konst(Arc::new(geometry.winograd_kernel(k))),
+                x,
+                bias,
+                geometry,
+            }
         } else {
             Step::Conv {
                 x,

@@ -51,6 +51,14 @@ pub(super) enum Step {
         bias: Option<Operand>,
         geometry: Conv2d,
     },
+    /// A 3×3 "same" convolution by Winograd's F(2×2, 3×3); `kernel` is the constant kernel
+    /// already transformed ([`Conv2d::winograd_kernel`]).
+    Winograd {
+        x: Operand,
+        kernel: Operand,
+        bias: Option<Operand>,
+        geometry: Conv2d,
+    },
     /// A chain of elementwise operators in one pass, writing one buffer per value read outside
     /// the chain.
     Fused {
@@ -79,6 +87,9 @@ impl Step {
             }
             | Step::ConvTranspose {
                 x, kernel, bias, ..
+            }
+            | Step::Winograd {
+                x, kernel, bias, ..
             } => {
                 let mut v = vec![x, kernel];
                 v.extend(bias.as_ref());
@@ -99,6 +110,9 @@ impl Step {
             }
             | Step::ConvTranspose {
                 x, kernel, bias, ..
+            }
+            | Step::Winograd {
+                x, kernel, bias, ..
             } => {
                 let mut v = vec![x, kernel];
                 v.extend(bias.as_mut());
@@ -111,6 +125,7 @@ impl Step {
     pub fn workspace(&self) -> usize {
         match self {
             Step::Conv { geometry, .. } => geometry.workspace(),
+            Step::Winograd { geometry, .. } => geometry.winograd_workspace(),
             Step::ConvTranspose { geometry, .. } => {
                 geometry.patch_rows() * geometry.ho * geometry.wo
             }
@@ -162,6 +177,12 @@ impl Step {
                 bias,
                 geometry,
             } => geometry.transpose(read(x), read(kernel), bias.as_ref().map(read), out, work),
+            Step::Winograd {
+                x,
+                kernel,
+                bias,
+                geometry,
+            } => geometry.winograd(read(x), read(kernel), bias.as_ref().map(read), out, work),
             Step::Reduce {
                 op,
                 a,
