@@ -40,13 +40,13 @@ impl Conv2d {
 
     /// Whether Winograd is expected to beat the direct kernel ([`super::direct_conv`]) on this
     /// convolution: its products cost 16/36 of the direct multiply-adds, and its transforms, per
-    /// pixel, about as much as 12 direct multiply-adds per input channel and 6 per output
-    /// channel (measured on the shipped UNet's shapes: a 16 → 16 convolution breaks even, a
-    /// 32 → 32 one runs about 1.3× faster); on images under 10×10 the transforms' short loops
-    /// cost more than that.
+    /// pixel, about as much as 8 direct multiply-adds per input and per output channel (measured
+    /// on the shipped UNet's shapes: a 16 → 16 convolution at 28×28 about breaks even, a 32 → 32
+    /// one at 14×14 runs about 1.3× faster, a 1 → 16 one is slower). Under 10×10 pixels the
+    /// transforms' short loops and the tiles rounded up to a register tile cost more than that.
     pub(super) fn prefers_winograd(&self) -> bool {
         let (c, m) = (self.c / self.group, self.m / self.group);
-        self.is_winograd() && self.ho * self.wo >= 100 && c * m >= 12 * c + 6 * m
+        self.is_winograd() && self.ho * self.wo >= 100 && c * m >= 8 * (c + m)
     }
 
     fn tiles(&self) -> Tiles {
@@ -212,15 +212,9 @@ impl Conv2d {
         for j in 0..4 {
             let (m0, m1, m2, m3) = (s(j), s(4 + j), s(8 + j), s(12 + j));
             let (a0, a1) = a[2 * j * n..(2 * j + 2) * n].split_at_mut(n);
-            for ((((a0, a1), &m0), &m1), (&m2, &m3)) in a0
-                .iter_mut()
-                .zip(a1.iter_mut())
-                .zip(m0)
-                .zip(m1)
-                .zip(m2.iter().zip(m3))
-            {
-                *a0 = m0 + m1 + m2;
-                *a1 = m1 - m2 - m3;
+            for i in 0..n {
+                a0[i] = m0[i] + m1[i] + m2[i];
+                a1[i] = m1[i] - m2[i] - m3[i];
             }
         }
         // … then over its columns.
@@ -228,15 +222,9 @@ impl Conv2d {
             let col = |j: usize| &a[(2 * j + i) * n..][..n];
             let (c0, c1, c2, c3) = (col(0), col(1), col(2), col(3));
             let (y0, y1) = y[2 * i * n..(2 * i + 2) * n].split_at_mut(n);
-            for ((((y0, y1), &c0), &c1), (&c2, &c3)) in y0
-                .iter_mut()
-                .zip(y1.iter_mut())
-                .zip(c0)
-                .zip(c1)
-                .zip(c2.iter().zip(c3))
-            {
-                *y0 = c0 + c1 + c2 + bias;
-                *y1 = c1 - c2 - c3 + bias;
+            for p in 0..n {
+                y0[p] = c0[p] + c1[p] + c2[p] + bias;
+                y1[p] = c1[p] - c2[p] - c3[p] + bias;
             }
         }
         // Output rows 2ty + i, columns 2tx + j.
@@ -285,8 +273,9 @@ fn transform_input(
     scratch: &mut [f32],
 ) {
     let (r, n, pw) = (t.rounded, t.count, t.pw);
-    // Bᵀ's rows: result k is patch row p ± patch row q.
-    const TERMS: [(usize, usize, f32); 4] = [(0, 2, -1.0), (1, 2, 1.0), (2, 1, -1.0), (1, 3, -1.0)];
+    // Bᵀ's rows: result k is patch row p minus (true) or plus patch row q.
+    const TERMS: [(usize, usize, bool); 4] =
+        [(0, 2, true), (1, 2, false), (2, 1, true), (1, 3, true)];
     // Patch row a of tile row ty is padded row 2ty + a: plane a % 2, row ty + a / 2.
     let row = |a: usize, col: usize| &split[(2 * (a % 2) + col) * t.plane + a / 2 * pw..][..n + 1];
     // Bᵀ over the patch rows, for the even (col 0) and odd (col 1) padded columns.
@@ -294,9 +283,7 @@ fn transform_input(
     for (col, dst) in [(0, &mut *te), (1, &mut *to)] {
         for (k, &(p, q, sign)) in TERMS.iter().enumerate() {
             let (a, b) = (row(p, col), row(q, col));
-            for ((d, &a), &b) in dst[k * (n + 1)..(k + 1) * (n + 1)].iter_mut().zip(a).zip(b) {
-                *d = a + sign * b;
-            }
+            add_or_subtract(&mut dst[k * (n + 1)..(k + 1) * (n + 1)], a, b, sign);
         }
     }
     // B over the patch columns: padded columns 2tx, 2tx + 1, 2tx + 2, 2tx + 3 of a tile are
@@ -309,12 +296,26 @@ fn transform_input(
         let columns = [&e[..n], &o[..n], &e[1..], &o[1..]];
         for (j, &(p, q, sign)) in TERMS.iter().enumerate() {
             let (dst, rounding) = v[((4 * k + j) * cg + c) * r..][..r].split_at_mut(n);
-            for ((d, &a), &b) in dst.iter_mut().zip(columns[p]).zip(columns[q]) {
-                *d = a + sign * b;
-            }
+            add_or_subtract(dst, columns[p], columns[q], sign);
             // The tiles past the last only round the count up to whole register tiles: zeros
             // (not whatever the workspace held) keep the products past them finite and fast.
             rounding.fill(0.0);
+        }
+    }
+}
+
+/// `dst = a − b` (`subtract`) or `a + b`, over `dst`'s length.
+#[inline(always)]
+fn add_or_subtract(dst: &mut [f32], a: &[f32], b: &[f32], subtract: bool) {
+    let n = dst.len();
+    let (a, b) = (&a[..n], &b[..n]);
+    if subtract {
+        for i in 0..n {
+            dst[i] = a[i] - b[i];
+        }
+    } else {
+        for i in 0..n {
+            dst[i] = a[i] + b[i];
         }
     }
 }
