@@ -21,7 +21,7 @@ pub(super) const ROWS: usize = 4;
 /// Consecutive grid pixels per tile: two AVX registers, four NEON registers.
 pub(super) const LANES: usize = 16;
 
-/// Sizes of one image-and-group's work: its padded planes, packed weights and output grid.
+/// Sizes of one image-and-group's work: its padded planes and output grid.
 struct Layout {
     /// Padded width and the floats of one padded plane (rows plus the slack tiles read past
     /// the last row).
