@@ -17,7 +17,7 @@ use super::elementwise::madd;
 use super::linear::Conv2d;
 
 /// Output channels per tile.
-pub(super) const ROWS: usize = 4;
+const ROWS: usize = 4;
 /// Consecutive grid pixels per tile: two AVX registers, four NEON registers.
 pub(super) const LANES: usize = 16;
 
@@ -114,21 +114,7 @@ impl Conv2d {
             for g in 0..self.group {
                 self.pad_planes(&x[(n * self.c + g * cg) * hw..][..cg * hw], &l, planes);
                 let kernel = &kernel[g * mg * cg * kk..][..mg * cg * kk];
-                for first in (0..mg).step_by(ROWS) {
-                    // A block past the last channel repeats it, and drops those rows.
-                    let rows = std::array::from_fn(|r| {
-                        kernel[(first + r).min(mg - 1) * cg * kk..].as_ptr()
-                    });
-                    for q in (0..l.grid).step_by(LANES) {
-                        // SAFETY: each kernel row holds cg·kk weights; the planes hold cg
-                        // planes and q + LANES ≤ grid (the grid is whole tiles).
-                        let acc =
-                            unsafe { tile::<FMA>(rows, planes.as_ptr(), l.plane, &l.taps, cg, q) };
-                        for (r, acc) in acc.iter().enumerate().take(mg - first) {
-                            grid[(first + r) * l.grid + q..][..LANES].copy_from_slice(acc);
-                        }
-                    }
-                }
+                tiled::<FMA>(kernel, mg, planes, l.plane, &l.taps, cg, l.grid, grid);
                 // Drop the grid's extra columns; add the bias.
                 let y = &mut out[(n * self.m + g * mg) * ohw..][..mg * ohw];
                 for (j, (plane, rows)) in y
@@ -165,15 +151,56 @@ impl Conv2d {
     }
 }
 
-/// One tile: output channels `rows[0..ROWS]` (pointers to their weights, `[c][tap]` each) at
-/// pixels `q..q + LANES` of `cg` planes `plane` floats apart, tap `t` reading `taps[t]` further
-/// on. With one tap at offset 0 this is a tile of the matrix product `weights · planes`.
+/// `dst[row][q] = Σ_c Σ_t weights[row][c·taps.len() + t] · planes[c·plane + q + taps[t]]` for
+/// the `rows` rows of `weights` and `q < width` (whole [`LANES`]), a register tile at a time.
+/// With one tap at offset 0 this is the matrix product `weights · planes`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn tiled<const FMA: bool>(
+    weights: &[f32],
+    rows: usize,
+    planes: &[f32],
+    plane: usize,
+    taps: &[usize],
+    cg: usize,
+    width: usize,
+    dst: &mut [f32],
+) {
+    let row_len = cg * taps.len();
+    let reach = cg.saturating_sub(1) * plane + width + taps.iter().max().unwrap_or(&0);
+    assert!(width.is_multiple_of(LANES), "whole tiles");
+    assert!(
+        weights.len() >= rows * row_len,
+        "a weight row per output row"
+    );
+    assert!(
+        cg == 0 || planes.len() >= reach,
+        "the planes cover every read"
+    );
+    for first in (0..rows).step_by(ROWS) {
+        // A block past the last row repeats it, and drops those rows.
+        let rows_of =
+            std::array::from_fn(|r| weights[(first + r).min(rows - 1) * row_len..].as_ptr());
+        for q in (0..width).step_by(LANES) {
+            // SAFETY: each row pointer has row_len weights after it, and the reads end at
+            // (cg − 1)·plane + q + max(taps) + LANES ≤ reach (both checked above).
+            let acc = unsafe { tile::<FMA>(rows_of, planes.as_ptr(), plane, taps, cg, q) };
+            for (r, acc) in acc.iter().enumerate().take(rows - first) {
+                dst[(first + r) * width + q..][..LANES].copy_from_slice(acc);
+            }
+        }
+    }
+}
+
+/// One tile of [`tiled`]: output rows `rows[0..ROWS]` (pointers to their weights, `[c][tap]`
+/// each) at pixels `q..q + LANES` of `cg` planes `plane` floats apart, tap `t` reading `taps[t]`
+/// further on.
 ///
 /// # Safety
 /// Each row pointer must be valid for `cg · taps.len()` reads, and `planes` for reads up to
 /// `(cg − 1)·plane + q + max(taps) + LANES`.
 #[inline(always)]
-pub(super) unsafe fn tile<const FMA: bool>(
+unsafe fn tile<const FMA: bool>(
     rows: [*const f32; ROWS],
     planes: *const f32,
     plane: usize,

@@ -7,12 +7,12 @@
 //! `Y = Aᵀ·M·A`: 16 multiply-adds per input channel for 4 outputs, where the direct
 //! convolution needs 36. The sum over channels is, for each of the 16 transformed positions ξ,
 //! a matrix product `M_ξ[m, tile] = Σ_c U_ξ[m, c]·V_ξ[c, tile]`, computed by the direct
-//! convolution's register tile (one tap at offset 0).
+//! convolution's register tile ([`tiled`], one tap at offset 0).
 //!
 //! The transforms add and subtract only (and halve, for the kernel), so the result differs from
 //! the direct sum by rounding alone (a few ulp of the largest term).
 
-use super::direct_conv::{tile, LANES, ROWS};
+use super::direct_conv::{tiled, LANES};
 use super::linear::Conv2d;
 
 /// The tiling of one image: `th × tw` tiles, indexed `ty·pw + tx` with `pw = tw + 1` (the
@@ -143,19 +143,7 @@ impl Conv2d {
                 for xi in 0..16 {
                     let (u, v) = (&u[xi * mg * cg..][..mg * cg], &v[xi * cg * r..][..cg * r]);
                     let m_xi = &mut products[xi * mg * r..][..mg * r];
-                    for first in (0..mg).step_by(ROWS) {
-                        // A block past the last channel repeats it, and drops those rows.
-                        let rows =
-                            std::array::from_fn(|k| u[(first + k).min(mg - 1) * cg..].as_ptr());
-                        for q in (0..r).step_by(LANES) {
-                            // SAFETY: each row of U holds cg weights; V holds cg rows of r
-                            // floats and q + LANES ≤ r.
-                            let acc = unsafe { tile::<FMA>(rows, v.as_ptr(), r, &[0], cg, q) };
-                            for (k, acc) in acc.iter().enumerate().take(mg - first) {
-                                m_xi[(first + k) * r + q..][..LANES].copy_from_slice(acc);
-                            }
-                        }
-                    }
+                    tiled::<FMA>(u, mg, v, r, &[0], cg, r, m_xi);
                 }
                 let y = &mut out[(n * self.m + g * mg) * self.ho * self.wo..];
                 for m in 0..mg {
