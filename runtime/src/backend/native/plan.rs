@@ -54,8 +54,18 @@ pub(super) struct Plan {
 impl Plan {
     /// Plans `graph` for fed inputs of the given shapes.
     pub fn build(graph: &Graph, fed: &[Vec<usize>]) -> Result<Self, NativeError> {
+        let mut readers = vec![0usize; graph.sources.len()];
+        for &id in graph
+            .nodes
+            .iter()
+            .flat_map(|n| &n.inputs)
+            .chain(&graph.outputs)
+        {
+            readers[id] += 1;
+        }
         let mut b = Builder {
             vals: vec![None; graph.sources.len()],
+            readers,
             steps: Vec::new(),
             elementwise: Vec::new(),
             sizes: Vec::new(),
@@ -156,6 +166,8 @@ fn operand(v: &Val) -> Result<Operand, NativeError> {
 
 struct Builder {
     vals: Vec<Option<Val>>,
+    /// How many node inputs and graph outputs read each value.
+    readers: Vec<usize>,
     /// Steps and their (virtual) output buffers.
     steps: Vec<(Step, usize)>,
     /// For each step, its shape and operand strides when it is elementwise (for fusion).
@@ -272,6 +284,9 @@ impl Builder {
             return Ok(self.emit_elementwise(step, a.shape.clone(), Some(vec![natural])));
         }
         if let Some(op) = Binary::from_onnx(&node.op) {
+            if let Some(folded) = self.bias_folded(node, op)? {
+                return Ok(folded);
+            }
             let mut acc = self.input(node, 0)?.clone();
             for i in 1..node.inputs.len() {
                 let b = self.input(node, i)?.clone();
@@ -429,6 +444,47 @@ impl Builder {
             walk,
         };
         Ok(self.emit_elementwise(step, shape, Some(vec![sa, sb])))
+    }
+
+    /// `Add(conv, b)` (either order) with `b` a constant per-channel bias and the convolution's
+    /// output read by this Add alone: the convolution takes `b` as its bias and the Add costs no
+    /// pass of its own (the exporter writes every bias as such an Add). Each convolution adds its
+    /// bias as the Add would: one rounding of `conv + b`.
+    fn bias_folded(&mut self, node: &Node, op: Binary) -> Result<Option<Val>, NativeError> {
+        if op != Binary::Add || node.inputs.len() != 2 {
+            return Ok(None);
+        }
+        for (i, j) in [(0, 1), (1, 0)] {
+            let (conv, b) = (self.input(node, i)?.clone(), self.input(node, j)?.clone());
+            let (At::Buffer(v), At::Konst(Konst::F32(k))) = (&conv.at, &b.at) else {
+                continue;
+            };
+            if self.readers[node.inputs[i]] != 1 || conv.shape.len() != 4 {
+                continue;
+            }
+            // The bias varies along the channels at most, and leaves the shape as it is.
+            let Some(strides) = broadcast_strides(&b.shape, &conv.shape) else {
+                continue;
+            };
+            if broadcast_shape(&conv.shape, &b.shape).as_ref() != Some(&conv.shape)
+                || strides.iter().enumerate().any(|(a, &s)| a != 1 && s != 0)
+            {
+                continue;
+            }
+            let Some(step) = self.steps.iter_mut().rev().find(|(_, out)| out == v) else {
+                continue;
+            };
+            let (Step::Conv { bias, .. } | Step::Winograd { bias, .. }) = &mut step.0 else {
+                continue;
+            };
+            if bias.is_some() {
+                continue;
+            }
+            let channels = (0..conv.shape[1]).map(|c| k[c * strides[1] as usize]);
+            *bias = Some(Operand::Konst(Arc::new(channels.collect())));
+            return Ok(Some(conv));
+        }
+        Ok(None)
     }
 
     fn slice(&mut self, node: &Node) -> Result<Val, NativeError> {
@@ -986,6 +1042,75 @@ mod tests {
                 let q = (y * x[n * 3 + j] - s) * r;
                 assert!((out[0][n * 3 + j] - y).abs() < 1e-6, "y[{n}, {j}]");
                 assert!((out[1][n * 3 + j] - q).abs() < 1e-5, "q[{n}, {j}]");
+            }
+        }
+    }
+
+    /// A convolution's bias written as an `Add` of a per-channel constant becomes the
+    /// convolution's own bias (no step of its own, the same values), unless another node also
+    /// reads the convolution's output.
+    #[test]
+    fn a_bias_add_after_a_conv_folds_into_it() {
+        use crate::backend::native::linear::tests::{direct, values};
+        let (c, m, h) = (2, 3, 4);
+        let (x, k, bias) = (
+            values(c * h * h, 0.3),
+            values(m * c * 9, 0.9),
+            values(m, 1.7),
+        );
+        // A second kernel (the reader would merge two identical Conv nodes into one).
+        let k2: Vec<f32> = k.iter().map(|v| v * 2.0).collect();
+        let graph = pb::GraphProto {
+            node: vec![
+                node("Conv", &["x", "w"], "c1"),
+                node("Add", &["c1", "b"], "y1"),
+                node("Conv", &["x", "w2"], "c2"),
+                node("Add", &["b", "c2"], "y2"),
+            ],
+            initializer: vec![
+                constant("w", &[m as i64, c as i64, 3, 3], k.clone()),
+                constant("w2", &[m as i64, c as i64, 3, 3], k2.clone()),
+                constant("b", &[1, m as i64, 1, 1], bias.clone()),
+            ],
+            ..Default::default()
+        };
+        let g = Graph::read(&graph, &["x"], &["y1", "y2", "c2"]).unwrap();
+        let plan = Plan::build(&g, &[vec![1, c, h, h]]).unwrap();
+        let kinds: Vec<&str> = plan
+            .steps
+            .iter()
+            .map(|(s, _)| match s {
+                Step::Conv { bias: Some(_), .. } => "conv+bias",
+                Step::Conv { bias: None, .. } => "conv",
+                Step::Binary { .. } => "binary",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["conv+bias", "conv", "binary"]);
+
+        let geometry = Conv2d {
+            batch: 1,
+            group: 1,
+            c,
+            h,
+            w: h,
+            m,
+            ho: h - 2,
+            wo: h - 2,
+            kh: 3,
+            kw: 3,
+            stride: [1, 1],
+            dilation: [1, 1],
+            pad: [0, 0],
+        };
+        let out = plan.run(&[&x]);
+        for (got, want) in [
+            (&out[0], direct(&geometry, &x, &k, Some(&bias))),
+            (&out[1], direct(&geometry, &x, &k2, Some(&bias))),
+            (&out[2], direct(&geometry, &x, &k2, None)),
+        ] {
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b}");
             }
         }
     }
