@@ -13,6 +13,7 @@
 //! Against the im2col path this reads each input value `kh·kw` times from cache instead of
 //! writing a `kh·kw`-times larger patch matrix that the matrix product then packs again.
 
+use super::dispatch::fastest;
 use super::elementwise::madd;
 use super::linear::Conv2d;
 
@@ -71,29 +72,7 @@ impl Conv2d {
         out: &mut [f32],
         work: &mut [f32],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx2,fma")]
-            #[allow(clippy::too_many_arguments)]
-            unsafe fn wide(
-                g: &Conv2d,
-                x: &[f32],
-                kernel: &[f32],
-                bias: Option<&[f32]>,
-                out: &mut [f32],
-                work: &mut [f32],
-            ) {
-                g.direct_loops::<true>(x, kernel, bias, out, work)
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has the features the function was compiled for.
-                return unsafe { wide(self, x, kernel, bias, out, work) };
-            }
-            self.direct_loops::<false>(x, kernel, bias, out, work)
-        }
-        // aarch64 always has fused multiply-add.
-        #[cfg(not(target_arch = "x86_64"))]
-        self.direct_loops::<{ cfg!(target_arch = "aarch64") }>(x, kernel, bias, out, work)
+        fastest!(conv Conv2d::direct_loops(self, x, kernel, bias, out, work))
     }
 
     #[inline(always)]

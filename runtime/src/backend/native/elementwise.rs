@@ -2,6 +2,7 @@
 //! broadcasting, with loops simple enough for the compiler to vectorise (the exponential behind
 //! Sigmoid and Exp is a polynomial, not a libm call, for that reason).
 
+use super::dispatch::fastest;
 use super::walk::Walk;
 
 /// A unary operator.
@@ -121,41 +122,9 @@ fn sigmoid<const FMA: bool>(x: f32) -> f32 {
     1.0 / (1.0 + exp_clamped::<FMA>(-x))
 }
 
-/// Runs `$body` compiled for AVX2 + FMA when the CPU has them (x86-64 builds target SSE2 only),
-/// else as built. The loops are the same; only the vector width the compiler may use differs.
-macro_rules! widest {
-    ($name:ident($($arg:ident: $ty:ty),*) $body:block) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn $name($($arg: $ty),*) $body
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has the features the function was compiled for.
-                return unsafe { $name($($arg),*) };
-            }
-        }
-        $body
-    }};
-}
-pub(super) use widest;
-
 /// `out[i] = op(a[i])`.
 pub(super) fn unary(op: Unary, a: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn fused(op: Unary, a: &[f32], out: &mut [f32]) {
-            unary_slices::<true>(op, a, out)
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features the function was compiled for.
-            return unsafe { fused(op, a, out) };
-        }
-        unary_slices::<false>(op, a, out)
-    }
-    // aarch64 always has fused multiply-add.
-    #[cfg(not(target_arch = "x86_64"))]
-    unary_slices::<{ cfg!(target_arch = "aarch64") }>(op, a, out)
+    fastest!(unary_slices::<FMA>(op: Unary, a: &[f32], out: &mut [f32]))
 }
 
 /// `out[i] = op(a[i])` as compiled into the caller (`FMA`: the caller is compiled for fused
@@ -186,9 +155,7 @@ pub(super) fn unary_slices<const FMA: bool>(op: Unary, a: &[f32], out: &mut [f32
 
 /// `out = a op b` along a walk over the output (operands: out, a, b).
 pub(super) fn binary(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32]) {
-    widest!(binary_wide(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32]) {
-        binary_loops(op, walk, a, b, out)
-    })
+    fastest!(binary_loops::<FMA>(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32]))
 }
 
 /// Max and Min propagate a NaN in either operand's first position, as numpy's and ONNX
@@ -211,8 +178,16 @@ fn min_nan(x: f32, y: f32) -> f32 {
     }
 }
 
+/// (`FMA` is unused: the operators have no multiply-add; the build for the widest vectors still
+/// runs twice as many lanes.)
 #[inline(always)]
-fn binary_loops(op: Binary, walk: &Walk<3>, a: &[f32], b: &[f32], out: &mut [f32]) {
+fn binary_loops<const FMA: bool>(
+    op: Binary,
+    walk: &Walk<3>,
+    a: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+) {
     match op {
         Binary::Add => zip(walk, a, b, out, |x, y| x + y),
         Binary::Sub => zip(walk, a, b, out, |x, y| x - y),

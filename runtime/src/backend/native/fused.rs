@@ -5,6 +5,7 @@
 //! Each operator computes exactly what it computes alone (the same operations in the same order),
 //! so a fused plan gives bit-identical results.
 
+use super::dispatch::fastest;
 use super::elementwise::{binary_slices, unary_slices, Binary, Unary};
 use super::walk::Walk;
 
@@ -169,20 +170,13 @@ impl Fused {
 
     /// Evaluates the chain: `leaves` in order, `outs` one buffer per stored output.
     pub fn run(&self, leaves: &[&[f32]], outs: &mut [Vec<f32>], work: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn wide(f: &Fused, leaves: &[&[f32]], outs: &mut [Vec<f32>], work: &mut [f32]) {
-                f.run_loops::<true>(leaves, outs, work)
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has the features the function was compiled for.
-                return unsafe { wide(self, leaves, outs, work) };
-            }
-            self.run_loops::<false>(leaves, outs, work)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        self.run_loops::<{ cfg!(target_arch = "aarch64") }>(leaves, outs, work)
+        let f = self;
+        fastest!(Fused::run_loops::<FMA>(
+            f: &Fused,
+            leaves: &[&[f32]],
+            outs: &mut [Vec<f32>],
+            work: &mut [f32],
+        ))
     }
 
     #[inline(always)]

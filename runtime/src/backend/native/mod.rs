@@ -6,6 +6,7 @@
 //! few common neighbours) and answers a clear error naming the first operator it does not.
 
 mod direct_conv;
+mod dispatch;
 mod elementwise;
 mod fused;
 mod fusion;

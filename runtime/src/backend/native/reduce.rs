@@ -11,9 +11,12 @@ pub(super) enum Reduce {
 
 /// `out[o, i] = reduce_j a[o, j, i]` for `a` of shape `[outer, r, inner]`.
 pub(super) fn reduce(op: Reduce, dims: (usize, usize, usize), a: &[f32], out: &mut [f32]) {
-    super::elementwise::widest!(reduce_wide(op: Reduce, dims: (usize, usize, usize), a: &[f32], out: &mut [f32]) {
-        reduce_loops(op, dims, a, out)
-    })
+    super::dispatch::fastest!(reduce_loops::<FMA>(
+        op: Reduce,
+        dims: (usize, usize, usize),
+        a: &[f32],
+        out: &mut [f32],
+    ))
 }
 
 #[inline(always)]
@@ -52,8 +55,15 @@ fn fold_run(op: Reduce, v: &[f32]) -> f32 {
     }
 }
 
+/// (`FMA` is unused: sums and maxima have no multiply-add; the build for the widest vectors still
+/// runs twice as many lanes.)
 #[inline(always)]
-fn reduce_loops(op: Reduce, (outer, r, inner): (usize, usize, usize), a: &[f32], out: &mut [f32]) {
+fn reduce_loops<const FMA: bool>(
+    op: Reduce,
+    (outer, r, inner): (usize, usize, usize),
+    a: &[f32],
+    out: &mut [f32],
+) {
     for o in 0..outer {
         let block = &a[o * r * inner..][..r * inner];
         let dst = &mut out[o * inner..][..inner];

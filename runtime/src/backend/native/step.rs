@@ -74,14 +74,15 @@ pub(super) enum Step {
     },
 }
 
-impl Step {
-    /// Every operand the step reads.
-    pub fn operands(&self) -> Vec<&Operand> {
-        match self {
+/// The operands of a step, by shared or mutable reference (`iter`/`as_ref` or
+/// `iter_mut`/`as_mut`): one list of which field holds what, for both.
+macro_rules! operands {
+    ($step:expr, $iter:ident, $as:ident) => {
+        match $step {
             Step::Unary { a, .. } | Step::Reduce { a, .. } => vec![a],
             Step::Binary { a, b, .. } | Step::MatMul { a, b, .. } => vec![a, b],
-            Step::Copy { parts, .. } => parts.iter().map(|(o, _)| o).collect(),
-            Step::Fused { leaves, .. } => leaves.iter().collect(),
+            Step::Copy { parts, .. } => parts.$iter().map(|(o, _)| o).collect(),
+            Step::Fused { leaves, .. } => leaves.$iter().collect(),
             Step::Conv {
                 x, kernel, bias, ..
             }
@@ -92,33 +93,22 @@ impl Step {
                 x, kernel, bias, ..
             } => {
                 let mut v = vec![x, kernel];
-                v.extend(bias.as_ref());
+                v.extend(bias.$as());
                 v
             }
         }
+    };
+}
+
+impl Step {
+    /// Every operand the step reads.
+    pub fn operands(&self) -> Vec<&Operand> {
+        operands!(self, iter, as_ref)
     }
 
     /// Every operand the step reads, to rename buffers.
     pub fn operands_mut(&mut self) -> Vec<&mut Operand> {
-        match self {
-            Step::Unary { a, .. } | Step::Reduce { a, .. } => vec![a],
-            Step::Binary { a, b, .. } | Step::MatMul { a, b, .. } => vec![a, b],
-            Step::Copy { parts, .. } => parts.iter_mut().map(|(o, _)| o).collect(),
-            Step::Fused { leaves, .. } => leaves.iter_mut().collect(),
-            Step::Conv {
-                x, kernel, bias, ..
-            }
-            | Step::ConvTranspose {
-                x, kernel, bias, ..
-            }
-            | Step::Winograd {
-                x, kernel, bias, ..
-            } => {
-                let mut v = vec![x, kernel];
-                v.extend(bias.as_mut());
-                v
-            }
-        }
+        operands!(self, iter_mut, as_mut)
     }
 
     /// Workspace floats the step needs besides its output.

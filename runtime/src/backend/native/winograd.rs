@@ -13,6 +13,7 @@
 //! the direct sum by rounding alone (a few ulp of the largest term).
 
 use super::direct_conv::{tiled, LANES};
+use super::dispatch::fastest;
 use super::linear::Conv2d;
 
 /// The tiling of one image: `th × tw` tiles, indexed `ty·pw + tx` with `pw = tw + 1` (the
@@ -90,28 +91,7 @@ impl Conv2d {
         out: &mut [f32],
         work: &mut [f32],
     ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn wide(
-                g: &Conv2d,
-                x: &[f32],
-                kernel: &[f32],
-                bias: Option<&[f32]>,
-                out: &mut [f32],
-                work: &mut [f32],
-            ) {
-                g.winograd_loops::<true>(x, kernel, bias, out, work)
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has the features the function was compiled for.
-                return unsafe { wide(self, x, kernel, bias, out, work) };
-            }
-            self.winograd_loops::<false>(x, kernel, bias, out, work)
-        }
-        // aarch64 always has fused multiply-add.
-        #[cfg(not(target_arch = "x86_64"))]
-        self.winograd_loops::<{ cfg!(target_arch = "aarch64") }>(x, kernel, bias, out, work)
+        fastest!(conv Conv2d::winograd_loops(self, x, kernel, bias, out, work))
     }
 
     #[inline(always)]
