@@ -32,7 +32,7 @@ seconds() {
   python3 -c "print(f'{$end - $start:.2f}')"
 }
 jobs=(
-  "mlp-rk4-4096x100|sample --model models/moons.onnx -n 4096 --steps 100 --out $work/o.csv --threads 1"
+  "mlp-rk4-256x100|sample --model models/moons.onnx -n 256 --steps 100 --out $work/o.csv --threads 1"
   "unet-euler-8x8|sample --model models/fashion-mnist.onnx -n 8 --solver euler --steps 8 --out $work/o.csv --threads 1"
   "unet-detector-64|score --model models/fashion-mnist.onnx --input $work/fm64.csv --out $work/o.csv --threads 1"
 )
