@@ -15,7 +15,8 @@ Measures, one thread each unless stated:
   - UNet (models/fashion-mnist.onnx): 32 images x 8 Euler steps: `vpfb sample` vs the same loop;
     evaluation throughput at batch 1 and 32 (`vpfb bench`) vs onnxruntime, and 2 threads vs 1;
   - the size of the stripped release binary.
-Both sides compute the same outputs (psi, velocity, dpsi_dt): the contract evaluation.
+Both sides compute the same outputs: the flows the velocity alone (vpfb's samplers ask for
+nothing else), the throughput rows the contract evaluation (psi, velocity, dpsi_dt).
 A ratio above 1 means vpfb is faster. Each row alternates the two sides `--repeats` times and
 prints the medians of each side and the median of the per-pair ratios (the ratio printed): on a
 shared machine whose speed drifts by tens of percent within a minute, pairs taken seconds apart
@@ -33,20 +34,20 @@ FETCHES_ONLY = ort.RunOptions()
 FETCHES_ONLY.only_execute_path_to_fetches = True
 
 
-def contract_graph(path):
-    """The file's contract subgraph (x, t -> psi, velocity, dpsi_dt). onnxruntime runs every node of
-    a session whatever outputs a call asks for (the in-graph detector and the Hessian-vector product
-    cost it ~10x on the moons file), so it gets only what the contract needs: its best case, and
-    what vpfb's own ort backend does too."""
-    return onnx.utils.Extractor(onnx.load(path)).extract_model(["x", "t"], CONTRACT).SerializeToString()
+def subgraph(path, outputs):
+    """The file's subgraph from x and t to `outputs`. onnxruntime runs every node of a session
+    whatever outputs a call asks for (the in-graph detector and the Hessian-vector product cost it
+    ~10x on the moons file), so it gets only what is asked: its best case, and what vpfb's own ort
+    backend does too."""
+    return onnx.utils.Extractor(onnx.load(path)).extract_model(["x", "t"], outputs).SerializeToString()
 T0, T1 = 1e-5, 1.0 - 1e-5
 
 
-def session(path, threads):
+def session(path, threads, outputs=CONTRACT):
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    return ort.InferenceSession(contract_graph(path), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(subgraph(path, outputs), so, providers=["CPUExecutionProvider"])
 
 
 def ort_flow(path, shape, n, steps, solver):
@@ -56,10 +57,10 @@ def ort_flow(path, shape, n, steps, solver):
     x = rng.standard_normal((n, *shape)).astype(np.float32)
     h = (T1 - T0) / steps
     start = time.perf_counter()
-    sess = session(path, 1)
+    sess = session(path, 1, ["velocity"])
 
     def v(x, t):
-        return sess.run(CONTRACT, {"x": x, "t": np.full(n, t, np.float32)}, FETCHES_ONLY)[1]
+        return sess.run(["velocity"], {"x": x, "t": np.full(n, t, np.float32)}, FETCHES_ONLY)[0]
 
     for i in range(steps):
         t = T0 + i * h

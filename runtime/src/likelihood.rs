@@ -128,7 +128,7 @@ pub fn log_likelihood_model(
         let mut state = chunk.to_vec();
         let mut acc = vec![0.0f64; n];
         let f = |s: &[f32], t: f64| -> Result<(Vec<f32>, Vec<f64>), Error> {
-            let v = model.evaluate(s, &vec![t as f32; n])?.velocity;
+            let v = model.evaluate_velocity(s, &vec![t as f32; n])?;
             Ok((v, divergence(model, s, t as f32, k, weight, &probe)?))
         };
         for i in 0..steps {

@@ -23,7 +23,7 @@ impl<B: crate::backend::Backend + ?Sized> VelocityField for B {
 
     fn velocity(&self, x: &[f32], t: f32) -> Result<Vec<f32>, Error> {
         let n = x.len() / self.record_len().max(1);
-        Ok(self.evaluate(x, &vec![t; n])?.velocity)
+        self.evaluate_velocity(x, &vec![t; n])
     }
 }
 

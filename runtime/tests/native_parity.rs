@@ -56,6 +56,18 @@ fn native_and_tract_agree_on_the_shipped_models() {
                         "{name}, {n} records, {threads} threads: {what} {e:.2e}"
                     );
                 }
+                // The flows' velocity-only selection leaves out what only ψ and ∂ψ/∂t need; the
+                // native evaluator computes the rest with the same operations in the same order.
+                assert_eq!(
+                    native.evaluate_velocity(&x, &t).unwrap(),
+                    a.velocity,
+                    "{name}, {n} records, {threads} threads: native velocity alone"
+                );
+                let e = rel(&tract.evaluate_velocity(&x, &t).unwrap(), &b.velocity);
+                assert!(
+                    e <= 1e-5,
+                    "{name}, {n} records: tract velocity alone {e:.2e}"
+                );
                 let e = rel(
                     &native.hvp(&x, &t, &probe).unwrap(),
                     &tract.hvp(&x, &t, &probe).unwrap(),

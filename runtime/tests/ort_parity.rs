@@ -70,6 +70,9 @@ fn native_and_ort_agree_on_the_shipped_models() {
             ] {
                 assert!(e <= 1e-4, "{name} batch {n}: {what} native vs ort {e:.2e}");
             }
+            // The velocity-only session (what the flows below run) against the contract's.
+            let e = rel(&ort.evaluate_velocity(&x, &t).unwrap(), &b.velocity);
+            assert!(e <= 1e-5, "{name} batch {n}: ort velocity alone {e:.2e}");
         }
         let (sa, _) = sample(native.as_ref(), 256, Solver::Rk4 { steps: 50 }, 3).unwrap();
         let (sb, _) = sample(ort.as_ref(), 256, Solver::Rk4 { steps: 50 }, 3).unwrap();

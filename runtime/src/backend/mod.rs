@@ -51,6 +51,9 @@ pub struct Evaluation {
 pub enum Outputs {
     /// ψ, ∇ₓψ and ∂ψ/∂t from x and t.
     Contract,
+    /// ∇ₓψ alone from x and t: what a flow needs. The subgraph that only ψ and ∂ψ/∂t need (the
+    /// time embedding's backward pass) is left out.
+    Velocity,
     /// ∇ₓ²ψ·probe from x, t and probe (files with the `hvp` output).
     Hvp,
     /// The in-graph detector score from x (and t, which it ignores).
@@ -61,7 +64,7 @@ impl Outputs {
     /// Input names, in the order a run's values come.
     pub fn inputs(self) -> &'static [&'static str] {
         match self {
-            Self::Contract | Self::AnomalyScore => &[INPUT_X, INPUT_T],
+            Self::Contract | Self::Velocity | Self::AnomalyScore => &[INPUT_X, INPUT_T],
             Self::Hvp => &[INPUT_X, INPUT_T, INPUT_PROBE],
         }
     }
@@ -70,6 +73,7 @@ impl Outputs {
     pub fn outputs(self) -> &'static [&'static str] {
         match self {
             Self::Contract => &[OUTPUT_PSI, OUTPUT_VELOCITY, OUTPUT_DPSI_DT],
+            Self::Velocity => &[OUTPUT_VELOCITY],
             Self::Hvp => &[OUTPUT_HVP],
             Self::AnomalyScore => &[OUTPUT_ANOMALY_SCORE],
         }
@@ -114,6 +118,16 @@ pub trait Backend: Send + Sync {
             velocity,
             dpsi_dt,
         })
+    }
+
+    /// ∇ₓψ for `t.len()` records `x` (model space): [`Backend::evaluate`]'s velocity, computed
+    /// without the parts of the graph that only ψ and ∂ψ/∂t need. The flows call this.
+    fn evaluate_velocity(&self, x: &[f32], t: &[f32]) -> Result<Vec<f32>> {
+        let n = check_batch(self.file(), INPUT_X, x, t)?;
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        Ok(run_checked(self, n, Outputs::Velocity, &[x, t])?.remove(0))
     }
 
     /// ∇ₓ²ψ(x, t)·probe for `t.len()` records (model space; `probe` shaped like `x`). Needs a file

@@ -1,6 +1,6 @@
 //! What a backend prepares per output selection ([`Outputs`]): the contract's, built on load,
-//! and the `hvp` and `anomaly_score` ones, each built on first use (most programs never ask for
-//! them). One holder for every backend.
+//! and the velocity, `hvp` and `anomaly_score` ones, each built on first use (a program asks
+//! only for those it needs). One holder for every backend.
 
 use std::sync::OnceLock;
 
@@ -11,6 +11,7 @@ use crate::{Error, Result};
 pub(super) struct Selections<P> {
     contract: P,
     /// Built on first use; a failure is kept and returned again.
+    velocity: OnceLock<std::result::Result<P, String>>,
     hvp: OnceLock<std::result::Result<P, String>>,
     anomaly: OnceLock<std::result::Result<P, String>>,
 }
@@ -20,6 +21,7 @@ impl<P> Selections<P> {
     pub fn new(contract: P) -> Self {
         Self {
             contract,
+            velocity: OnceLock::new(),
             hvp: OnceLock::new(),
             anomaly: OnceLock::new(),
         }
@@ -29,6 +31,7 @@ impl<P> Selections<P> {
     pub fn get(&self, outputs: Outputs, build: impl FnOnce() -> Result<P>) -> Result<&P> {
         let cell = match outputs {
             Outputs::Contract => return Ok(&self.contract),
+            Outputs::Velocity => &self.velocity,
             Outputs::Hvp => &self.hvp,
             Outputs::AnomalyScore => &self.anomaly,
         };
