@@ -488,7 +488,7 @@ impl Builder {
     }
 
     fn slice(&mut self, node: &Node) -> Result<Val, NativeError> {
-        let a = self.input(node, 0)?;
+        let a = self.input(node, 0)?.clone();
         let rank = a.shape.len();
         let (starts, ends) = (self.ints(node, 1)?, self.ints(node, 2)?);
         let axes = match self.optional(node, 3) {
@@ -538,8 +538,68 @@ impl Builder {
             }
             src[x] = natural[x] * step as isize;
         }
-        let source = operand(a)?;
+        if let Some(folded) = self.columns_folded(node, &shape, &src, base)? {
+            return Ok(folded);
+        }
+        let source = operand(&a)?;
         Ok(self.view_copy(source, shape, &src, base))
+    }
+
+    /// A slice of consecutive columns (last axis, step 1, other axes whole) of a matrix product
+    /// by a constant that nothing else reads: the product multiplies by those columns of the
+    /// constant instead, and the slice costs nothing. An exported gradient slices `x`'s part out
+    /// of the gradient of a layer whose input concatenates `x` and the time embedding; when the
+    /// embedding's part is not asked for (the velocity alone), this skips computing it.
+    fn columns_folded(
+        &mut self,
+        node: &Node,
+        shape: &[usize],
+        src: &[isize],
+        base: isize,
+    ) -> Result<Option<Val>, NativeError> {
+        let a = self.input(node, 0)?.clone();
+        let At::Buffer(v) = a.at else {
+            return Ok(None);
+        };
+        let rank = a.shape.len();
+        let natural = natural_strides(&a.shape);
+        let whole_but_last = rank >= 2
+            && shape[..rank - 1] == a.shape[..rank - 1]
+            && src == natural.as_slice()
+            && shape[rank - 1] > 0
+            && (base as usize) < a.shape[rank - 1];
+        if self.readers[node.inputs[0]] != 1 || !whole_but_last {
+            return Ok(None);
+        }
+        let Some((Step::MatMul { b, plan, .. }, _)) =
+            self.steps.iter_mut().rev().find(|(_, out)| *out == v)
+        else {
+            return Ok(None);
+        };
+        let Operand::Konst(k) = b else {
+            return Ok(None);
+        };
+        // One product whose output's last axis is its columns (not a vector rhs's dropped axis).
+        if plan.batches != [(0, 0, 0)]
+            || k.len() != plan.k * plan.n
+            || a.shape[rank - 1] != plan.n
+            || a.shape.iter().product::<usize>() != plan.m * plan.n
+        {
+            return Ok(None);
+        }
+        let (first, width) = (base as usize, shape[rank - 1]);
+        let columns: Vec<f32> = k
+            .chunks_exact(plan.n)
+            .flat_map(|row| &row[first..first + width])
+            .copied()
+            .collect();
+        *b = Operand::Konst(Arc::new(columns));
+        plan.n = width;
+        self.sizes[v] = plan.m * width;
+        Ok(Some(Val {
+            shape: shape.to_vec(),
+            at: At::Buffer(v),
+        }))
     }
 
     fn pad(&mut self, node: &Node) -> Result<Val, NativeError> {
@@ -1042,6 +1102,82 @@ mod tests {
                 let q = (y * x[n * 3 + j] - s) * r;
                 assert!((out[0][n * 3 + j] - y).abs() < 1e-6, "y[{n}, {j}]");
                 assert!((out[1][n * 3 + j] - q).abs() < 1e-5, "q[{n}, {j}]");
+            }
+        }
+    }
+
+    fn ints(name: &str, values: &[i64]) -> pb::TensorProto {
+        pb::TensorProto {
+            name: name.into(),
+            dims: vec![values.len() as i64],
+            data_type: pb::tensor_proto::DataType::Int64 as i32,
+            int64_data: values.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    /// A slice of a product's columns becomes a product by those columns of the constant (no
+    /// copy), unless the product is read elsewhere too or the slice takes rows.
+    #[test]
+    fn a_column_slice_of_a_product_by_a_constant_folds_into_it() {
+        let (rows, k, n) = (5, 4, 6);
+        let x: Vec<f32> = (0..rows * k).map(|i| (i as f32 * 0.37).cos()).collect();
+        let w: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.7).sin()).collect();
+        // Different constants, so that the reader does not merge the products.
+        let w2: Vec<f32> = w.iter().map(|v| v * 2.0).collect();
+        let w3: Vec<f32> = w.iter().map(|v| v * 3.0).collect();
+        let graph = pb::GraphProto {
+            node: vec![
+                node("MatMul", &["x", "w"], "p1"),
+                node("Slice", &["p1", "s1", "e1", "axis1"], "y1"),
+                node("MatMul", &["x", "w2"], "p2"),
+                node("Slice", &["p2", "s1", "e1", "axis1"], "y2"),
+                node("MatMul", &["x", "w3"], "p3"),
+                node("Slice", &["p3", "s1", "e1", "axis0"], "y3"),
+            ],
+            initializer: vec![
+                constant("w", &[k as i64, n as i64], w.clone()),
+                constant("w2", &[k as i64, n as i64], w2.clone()),
+                constant("w3", &[k as i64, n as i64], w3.clone()),
+                ints("s1", &[2]),
+                ints("e1", &[5]),
+                ints("axis1", &[1]),
+                ints("axis0", &[0]),
+            ],
+            ..Default::default()
+        };
+        // p2 is an output as well: its product keeps every column.
+        let g = Graph::read(&graph, &["x"], &["y1", "y2", "p2", "y3"]).unwrap();
+        let plan = Plan::build(&g, &[vec![rows, k]]).unwrap();
+        let kinds: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|(s, _)| match s {
+                Step::MatMul { plan, .. } => format!("matmul n{}", plan.n),
+                Step::Copy { .. } => "copy".into(),
+                _ => "other".into(),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["matmul n3", "matmul n6", "copy", "matmul n6", "copy"]
+        );
+        let out = plan.run(&[&x]);
+        let product = |w: &[f32], r: usize, j: usize| -> f32 {
+            (0..k).map(|i| x[r * k + i] * w[i * n + j]).sum()
+        };
+        for r in 0..rows {
+            for (c, j) in (2..5).enumerate() {
+                assert!((out[0][r * 3 + c] - product(&w, r, j)).abs() < 1e-5);
+                assert!((out[1][r * 3 + c] - product(&w2, r, j)).abs() < 1e-5);
+            }
+            for j in 0..n {
+                assert!((out[2][r * n + j] - product(&w2, r, j)).abs() < 1e-5);
+            }
+        }
+        for (i, r) in (2..5).enumerate() {
+            for j in 0..n {
+                assert!((out[3][i * n + j] - product(&w3, r, j)).abs() < 1e-5);
             }
         }
     }
