@@ -538,7 +538,7 @@ impl Builder {
             }
             src[x] = natural[x] * step as isize;
         }
-        if let Some(folded) = self.columns_folded(node, &shape, &src, base)? {
+        if let Some(folded) = self.columns_folded(node, &a, &shape, &src, base) {
             return Ok(folded);
         }
         let source = operand(&a)?;
@@ -553,13 +553,13 @@ impl Builder {
     fn columns_folded(
         &mut self,
         node: &Node,
+        a: &Val,
         shape: &[usize],
         src: &[isize],
         base: isize,
-    ) -> Result<Option<Val>, NativeError> {
-        let a = self.input(node, 0)?.clone();
+    ) -> Option<Val> {
         let At::Buffer(v) = a.at else {
-            return Ok(None);
+            return None;
         };
         let rank = a.shape.len();
         let natural = natural_strides(&a.shape);
@@ -569,15 +569,15 @@ impl Builder {
             && shape[rank - 1] > 0
             && (base as usize) < a.shape[rank - 1];
         if self.readers[node.inputs[0]] != 1 || !whole_but_last {
-            return Ok(None);
+            return None;
         }
         let Some((Step::MatMul { b, plan, .. }, _)) =
             self.steps.iter_mut().rev().find(|(_, out)| *out == v)
         else {
-            return Ok(None);
+            return None;
         };
         let Operand::Konst(k) = b else {
-            return Ok(None);
+            return None;
         };
         // One product whose output's last axis is its columns (not a vector rhs's dropped axis).
         if plan.batches != [(0, 0, 0)]
@@ -585,7 +585,7 @@ impl Builder {
             || a.shape[rank - 1] != plan.n
             || a.shape.iter().product::<usize>() != plan.m * plan.n
         {
-            return Ok(None);
+            return None;
         }
         let (first, width) = (base as usize, shape[rank - 1]);
         let columns: Vec<f32> = k
@@ -596,10 +596,10 @@ impl Builder {
         *b = Operand::Konst(Arc::new(columns));
         plan.n = width;
         self.sizes[v] = plan.m * width;
-        Ok(Some(Val {
+        Some(Val {
             shape: shape.to_vec(),
             at: At::Buffer(v),
-        }))
+        })
     }
 
     fn pad(&mut self, node: &Node) -> Result<Val, NativeError> {
@@ -1041,6 +1041,17 @@ mod tests {
         }
     }
 
+    /// An int64 constant (shapes, axes, slice bounds).
+    fn ints(name: &str, values: &[i64]) -> pb::TensorProto {
+        pb::TensorProto {
+            name: name.into(),
+            dims: vec![values.len() as i64],
+            data_type: pb::tensor_proto::DataType::Int64 as i32,
+            int64_data: values.to_vec(),
+            ..Default::default()
+        }
+    }
+
     /// A dense layer with SiLU and two more elementwise operators fuse into one step that
     /// writes only what is read after it; a per-row scale (broadcast along the inner axis) stays
     /// a step of its own. The outputs are those of the operators one by one.
@@ -1062,13 +1073,7 @@ mod tests {
             initializer: vec![
                 constant("w", &[3, 3], w.clone()),
                 constant("b", &[3], bias.clone()),
-                pb::TensorProto {
-                    name: "axes".into(),
-                    dims: vec![1],
-                    data_type: pb::tensor_proto::DataType::Int64 as i32,
-                    int64_data: vec![1],
-                    ..Default::default()
-                },
+                ints("axes", &[1]),
             ],
             ..Default::default()
         };
@@ -1103,16 +1108,6 @@ mod tests {
                 assert!((out[0][n * 3 + j] - y).abs() < 1e-6, "y[{n}, {j}]");
                 assert!((out[1][n * 3 + j] - q).abs() < 1e-5, "q[{n}, {j}]");
             }
-        }
-    }
-
-    fn ints(name: &str, values: &[i64]) -> pb::TensorProto {
-        pb::TensorProto {
-            name: name.into(),
-            dims: vec![values.len() as i64],
-            data_type: pb::tensor_proto::DataType::Int64 as i32,
-            int64_data: values.to_vec(),
-            ..Default::default()
         }
     }
 
