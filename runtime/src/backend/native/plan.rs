@@ -450,6 +450,16 @@ impl Builder {
     /// output read by this Add alone: the convolution takes `b` as its bias and the Add costs no
     /// pass of its own (the exporter writes every bias as such an Add). Each convolution adds its
     /// bias as the Add would: one rounding of `conv + b`.
+    /// The step that writes virtual buffer `v` (each is written by one step until buffers are
+    /// assigned), for the foldings that rewrite it.
+    fn producer(&mut self, v: usize) -> Option<&mut Step> {
+        self.steps
+            .iter_mut()
+            .rev()
+            .find(|(_, out)| *out == v)
+            .map(|(step, _)| step)
+    }
+
     fn bias_folded(&mut self, node: &Node, op: Binary) -> Result<Option<Val>, NativeError> {
         if op != Binary::Add || node.inputs.len() != 2 {
             return Ok(None);
@@ -471,10 +481,8 @@ impl Builder {
             {
                 continue;
             }
-            let Some(step) = self.steps.iter_mut().rev().find(|(_, out)| out == v) else {
-                continue;
-            };
-            let (Step::Conv { bias, .. } | Step::Winograd { bias, .. }) = &mut step.0 else {
+            let Some(Step::Conv { bias, .. } | Step::Winograd { bias, .. }) = self.producer(*v)
+            else {
                 continue;
             };
             if bias.is_some() {
@@ -571,9 +579,7 @@ impl Builder {
         if self.readers[node.inputs[0]] != 1 || !whole_but_last {
             return None;
         }
-        let Some((Step::MatMul { b, plan, .. }, _)) =
-            self.steps.iter_mut().rev().find(|(_, out)| *out == v)
-        else {
+        let Some(Step::MatMul { b, plan, .. }) = self.producer(v) else {
             return None;
         };
         let Operand::Konst(k) = b else {
